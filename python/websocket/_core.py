@@ -1,0 +1,571 @@
+"""``WebSocket`` and ``create_connection``: websocket-client 1.9.2's synchronous API over the
+Rust engine (``websocket._native``).
+
+The engine owns the socket: it reads in the background while Python is busy (answering
+pings and close frames at once), queues complete messages, and every blocking call releases
+the GIL. This module translates options, keeps the reference's attributes and quirks, and
+routes calls through Python-visible methods only when a subclass overrides them.
+"""
+
+from __future__ import annotations
+
+import socket
+import struct
+import threading
+from typing import Any, Callable, Dict, Iterator, List, Optional, Tuple, Type, Union
+from urllib.parse import urljoin
+
+from . import _logging
+from . import _native
+from ._abnf import ABNF, STATUS_NORMAL, continuous_frame, frame_buffer
+from ._exceptions import (
+    WebSocketConnectionClosedException,
+    WebSocketException,
+    WebSocketProtocolException,
+    WebSocketProxyException,
+)
+from ._handshake import CookieJar, SUPPORTED_REDIRECT_STATUSES, handshake_response
+from ._socket import getdefaulttimeout, sock_opt
+from ._ssl_options import tls_options
+from ._url import parse_url
+from ._utils import NoLock
+
+__all__ = ["WebSocket", "create_connection"]
+
+_MODE_MESSAGES, _MODE_FRAGMENTS, _MODE_RAW = 0, 1, 2
+_PROXY_KEYS = ("http_proxy_host", "http_proxy_port", "http_proxy_auth", "proxy_type")
+
+
+def _normalize_headers(
+    header: Union[None, List[str], Dict[str, Optional[str]]],
+) -> Tuple[List[str], Optional[str], Optional[str]]:
+    """User headers as ``Name: value`` lines, plus Sec-WebSocket-Key/Version overrides."""
+    if header is None:
+        return [], None, None
+    if isinstance(header, dict):
+        key = header.get("Sec-WebSocket-Key")
+        version = header.get("Sec-WebSocket-Version")
+        lines = [
+            f"{k}: {v}"
+            for k, v in header.items()
+            if v is not None and k not in ("Sec-WebSocket-Key", "Sec-WebSocket-Version")
+        ]
+        return lines, key, (str(version) if version is not None else None)
+    return [str(h) for h in header], None, None
+
+
+def _response_headers(pairs: List[Tuple[str, str]]) -> Dict[str, str]:
+    """Lowercased names; duplicates overwrite, except set-cookie joined with '; '."""
+    headers: Dict[str, str] = {}
+    for name, value in pairs:
+        k = name.lower()
+        if k == "set-cookie" and k in headers:
+            headers[k] = headers[k] + "; " + value
+        else:
+            headers[k] = value
+    return headers
+
+
+class _SocketView:
+    """What ``WebSocket.sock`` is: a stand-in for the socket, which the engine owns.
+
+    ``fileno()`` is an eventfd that is readable exactly while a ``recv*`` call would not
+    block, so ``select()`` on ``ws.sock`` keeps working; address and option calls go to the
+    real socket.
+    """
+
+    __slots__ = ("_ws", "_conn")
+
+    def __init__(self, ws: "WebSocket", conn: Any) -> None:
+        self._ws = ws
+        self._conn = conn
+
+    def _real(self, fn: Callable[[socket.socket], Any]) -> Any:
+        s = socket.socket(fileno=self._conn.fileno())
+        try:
+            return fn(s)
+        finally:
+            s.detach()
+
+    def fileno(self) -> int:
+        return int(self._conn.readiness_fd())
+
+    def getpeername(self) -> Any:
+        return self._real(lambda s: s.getpeername())
+
+    def getsockname(self) -> Any:
+        return self._real(lambda s: s.getsockname())
+
+    def setsockopt(self, *args: Any) -> None:
+        self._real(lambda s: s.setsockopt(*args))
+
+    def getsockopt(self, *args: Any) -> Any:
+        return self._real(lambda s: s.getsockopt(*args))
+
+    @property
+    def family(self) -> int:
+        return int(self._real(lambda s: s.family))
+
+    @property
+    def type(self) -> int:
+        return int(self._real(lambda s: s.type))
+
+    def gettimeout(self) -> Optional[float]:
+        return self._ws.gettimeout()
+
+    def settimeout(self, timeout: Optional[float]) -> None:
+        self._ws.settimeout(timeout)
+
+    def pending(self) -> int:
+        return 0
+
+    def shutdown(self, how: int = socket.SHUT_RDWR) -> None:
+        self._conn.shutdown()
+
+    def close(self) -> None:
+        self._ws.shutdown()
+
+    def __repr__(self) -> str:
+        return f"<websocket socket view fd={self._conn.fileno()} ssl={self._conn.is_ssl}>"
+
+
+def _overrides(cls: type, *names: str) -> bool:
+    return any(getattr(cls, n) is not getattr(WebSocket, n) for n in names)
+
+
+class WebSocket:
+    """Low-level WebSocket interface, websocket-client compatible.
+
+    >>> import websocket
+    >>> ws = websocket.WebSocket()
+    >>> ws.connect("ws://echo.websocket.events")
+    >>> ws.recv()
+    'echo.websocket.events sponsored by Lob.com'
+    >>> ws.send("Hello, Server")
+    19
+    >>> ws.recv()
+    'Hello, Server'
+    >>> ws.close()
+
+    Parameters are the reference's: ``get_mask_key`` (a function of n returning n bytes
+    used as the mask; slower, for tests), ``sockopt`` (setsockopt tuples), ``sslopt``
+    (ssl options dict), ``fire_cont_frame`` (return every fragment from ``recv_data``),
+    ``enable_multithread`` (the send/recv locks), ``skip_utf8_validation``, ``dispatcher``.
+    """
+
+    # Set per class by __init_subclass__: which calls may skip Python-level overrides.
+    _native_recv = True
+    _native_send = True
+    _raw_frames = False
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        cls._raw_frames = _overrides(cls, "recv_frame")
+        cls._native_recv = not _overrides(cls, "recv_frame", "recv_data_frame", "recv_data")
+        cls._native_send = not _overrides(cls, "send_frame")
+
+    def __init__(
+        self,
+        get_mask_key: Optional[Callable[[int], bytes]] = None,
+        sockopt: Optional[list] = None,  # type: ignore[type-arg]
+        sslopt: Optional[Dict[str, Any]] = None,
+        fire_cont_frame: bool = False,
+        enable_multithread: bool = True,
+        skip_utf8_validation: bool = False,
+        dispatcher: Any = None,
+        **_: Any,
+    ) -> None:
+        self.sock_opt = sock_opt(sockopt, sslopt)
+        self.handshake_response: Optional[handshake_response] = None
+        self.sock: Optional[_SocketView] = None
+        self.connected = False
+        self.get_mask_key = get_mask_key
+        self.fire_cont_frame = fire_cont_frame
+        self.skip_utf8_validation = skip_utf8_validation
+        self.dispatcher = dispatcher
+        self.close_frame: Optional[ABNF] = None
+        self._conn: Any = None
+        self._user_socket: Optional[socket.socket] = None
+        self._frame_buffer: Optional[frame_buffer] = None
+        self._cont_frame: Optional[continuous_frame] = None
+        if enable_multithread:
+            self.lock: Any = threading.Lock()
+            self.readlock: Any = threading.Lock()
+        else:
+            self.lock = NoLock()
+            self.readlock = NoLock()
+
+    # The reference's frame assembly helpers; only used by subclasses that read raw frames.
+    @property
+    def frame_buffer(self) -> frame_buffer:
+        if self._frame_buffer is None:
+            self._frame_buffer = frame_buffer(self._recv, self.skip_utf8_validation)
+        return self._frame_buffer
+
+    @property
+    def cont_frame(self) -> continuous_frame:
+        if self._cont_frame is None:
+            self._cont_frame = continuous_frame(self.fire_cont_frame, self.skip_utf8_validation)
+        return self._cont_frame
+
+    def __iter__(self) -> Iterator[Union[str, bytes]]:
+        """Allow iteration over websocket, implying sequential `recv` executions."""
+        while True:
+            yield self.recv()
+
+    def __next__(self) -> Union[str, bytes]:
+        return self.recv()
+
+    def next(self) -> Union[str, bytes]:
+        return self.__next__()
+
+    def fileno(self) -> int:
+        """An fd that ``select()`` reports readable exactly when ``recv`` would not block."""
+        if self.sock is None:
+            raise WebSocketException("socket is already closed.")
+        return self.sock.fileno()
+
+    def set_mask_key(self, func: Callable[[int], bytes]) -> None:
+        """Sets the function that makes mask keys (``func(4) -> 4 bytes``); for testing."""
+        self.get_mask_key = func
+
+    def gettimeout(self) -> Optional[float]:
+        """The timeout, in seconds, of connect, send and recv (None: wait forever)."""
+        return self.sock_opt.timeout  # type: ignore[no-any-return]
+
+    def settimeout(self, timeout: Optional[float]) -> None:
+        """Sets the timeout of every later blocking call (None: wait forever)."""
+        self.sock_opt.timeout = timeout
+
+    timeout = property(gettimeout, settimeout)
+
+    def getsubprotocol(self) -> Optional[str]:
+        """The subprotocol the server chose (lowercased), or None."""
+        return self.handshake_response.subprotocol if self.handshake_response else None
+
+    subprotocol = property(getsubprotocol)
+
+    def getstatus(self) -> Optional[int]:
+        """The handshake's HTTP status (101), or None before connecting."""
+        return self.handshake_response.status if self.handshake_response else None
+
+    status = property(getstatus)
+
+    def getheaders(self) -> Optional[Dict[str, str]]:
+        """The handshake response headers, names lowercased, or None."""
+        return self.handshake_response.headers if self.handshake_response else None
+
+    headers = property(getheaders)
+
+    def is_ssl(self) -> bool:
+        """Whether the connection runs over TLS."""
+        return bool(self._conn is not None and self._conn.is_ssl)
+
+    # ---- connecting ---------------------------------------------------------------------
+
+    def connect(self, url: str, **options: Any) -> None:
+        """Connects to ``url`` (ws:// or wss://) and runs the opening handshake.
+
+        Options: header (list or dict), cookie, origin, suppress_origin, host,
+        suppress_host, subprotocols, timeout, redirect_limit (3), connection, socket,
+        sockopt/sslopt (constructor), max_size (largest message accepted, beyond the
+        reference), and the proxy options. Raises WebSocketBadStatusException for a
+        non-101 answer, WebSocketException for a bad handshake, WebSocketAddressException
+        when the host does not resolve, OSError (ConnectionRefusedError...) from connect,
+        ssl.SSLError subclasses for TLS failures, WebSocketTimeoutException on timeout.
+        """
+        self.sock_opt.timeout = options.get("timeout", self.sock_opt.timeout)
+        redirects_left = int(options.get("redirect_limit", 3))
+        user_socket = options.get("socket")
+        while True:
+            result = self._open(url, user_socket, options)
+            if not isinstance(result, tuple):
+                break
+            status, location = result
+            if not location:
+                raise WebSocketException(f"Redirect status {status} without a Location header")
+            if redirects_left <= 0:
+                raise WebSocketException("Redirect limit exhausted")
+            redirects_left -= 1
+            url = self._redirect_target(url, location)
+            user_socket = None
+        conn = result
+        self._conn = conn
+        self._user_socket = user_socket
+        self.sock = _SocketView(self, conn)
+        self.handshake_response = handshake_response(
+            conn.status, _response_headers(conn.headers), conn.subprotocol
+        )
+        self.connected = True
+        self.close_frame = None
+
+    @staticmethod
+    def _redirect_target(url: str, location: str) -> str:
+        if "://" in location:
+            return location
+        http_base = "http" + url[2:] if url.startswith("ws") else url
+        joined = urljoin(http_base, location)
+        return "ws" + joined[4:] if joined.startswith("http") else joined
+
+    def _open(self, url: str, user_socket: Optional[socket.socket], options: Dict[str, Any]) -> Any:
+        hostname, port, resource, is_secure = parse_url(url)
+        if any(options.get(k) for k in _PROXY_KEYS[:2]):
+            raise WebSocketProxyException(
+                "HTTP/SOCKS proxies are not implemented in this version of websocket-rust yet"
+            )
+        headers, key, version = _normalize_headers(options.get("header"))
+        server_cookie = CookieJar.get(hostname)
+        cookie = "; ".join(c for c in (server_cookie, options.get("cookie")) if c)
+        mode = _MODE_RAW if self._raw_frames else (
+            _MODE_FRAGMENTS if self.fire_cont_frame else _MODE_MESSAGES
+        )
+        subprotocols = options.get("subprotocols")
+        native_opts: Dict[str, Any] = {
+            "header": headers,
+            "key": key,
+            "version": version,
+            "cookie": cookie or None,
+            "origin": options.get("origin"),
+            "suppress_origin": bool(options.get("suppress_origin", False)),
+            "host": options.get("host"),
+            "suppress_host": bool(options.get("suppress_host", False)),
+            "subprotocols": list(subprotocols) if subprotocols else None,
+            "connection": options.get("connection"),
+            "timeout": self.sock_opt.timeout,
+            "sockopt": list(self.sock_opt.sockopt or []),
+            "tls": tls_options(self.sock_opt.sslopt, hostname) if is_secure else None,
+            "socket_fd": user_socket.fileno() if user_socket is not None else None,
+            "skip_utf8_validation": self.skip_utf8_validation,
+            "mode": mode,
+            "max_size": options.get("max_size"),
+        }
+        return _native.Connection.open(hostname, port, resource, is_secure, native_opts)
+
+    # ---- sending ------------------------------------------------------------------------
+
+    def _require_conn(self) -> Any:
+        conn = self._conn
+        if conn is None:
+            raise WebSocketConnectionClosedException("socket is already closed.")
+        return conn
+
+    def send(self, payload: Union[bytes, str], opcode: int = ABNF.OPCODE_TEXT) -> int:
+        """Sends ``payload`` in one frame and returns the frame's length on the wire.
+
+        As in the reference, ``bytes`` go out as a TEXT frame unless ``opcode`` says
+        otherwise, and a ``str`` with a non-text opcode is encoded as latin-1.
+        """
+        if self._native_send and self.get_mask_key is None:
+            if isinstance(payload, str) and opcode != ABNF.OPCODE_TEXT:
+                payload = payload.encode("latin-1")
+            return int(self._require_conn().send(payload, opcode, True, 0, None, self.sock_opt.timeout))
+        return self.send_frame(ABNF.create_frame(payload, opcode))
+
+    def send_text(self, text_data: str) -> int:
+        """Sends a TEXT frame; returns its length on the wire."""
+        return self.send(text_data, ABNF.OPCODE_TEXT)
+
+    def send_bytes(self, data: Union[bytes, bytearray]) -> int:
+        """Sends a BINARY frame; returns its length on the wire."""
+        return self.send(data, ABNF.OPCODE_BINARY)
+
+    def send_binary(self, payload: bytes) -> int:
+        """Sends a BINARY frame; returns its length on the wire."""
+        return self.send(payload, ABNF.OPCODE_BINARY)
+
+    def send_frame(self, frame: ABNF) -> int:
+        """Sends an ``ABNF`` frame as is (fin, rsv bits, opcode); returns its wire length.
+
+        The frame is masked with ``get_mask_key`` when one is set, otherwise with a random
+        key. Frames from several threads never interleave.
+        """
+        conn = self._require_conn()
+        data = frame.data
+        if isinstance(data, str):
+            data = data.encode("utf-8" if frame.opcode == ABNF.OPCODE_TEXT else "latin-1")
+        key: Optional[bytes] = None
+        if self.get_mask_key is not None:
+            raw = self.get_mask_key(4)
+            key = raw.encode("latin-1") if isinstance(raw, str) else bytes(raw)
+        rsv = (frame.rsv1 and 4) | (frame.rsv2 and 2) | (frame.rsv3 and 1)
+        with self.lock:
+            return int(conn.send(data, frame.opcode, bool(frame.fin), rsv, key, self.sock_opt.timeout))
+
+    def ping(self, payload: Union[str, bytes] = "") -> None:
+        """Sends a ping (str payloads are UTF-8 encoded)."""
+        if isinstance(payload, str):
+            payload = payload.encode("utf-8")
+        self.send(payload, ABNF.OPCODE_PING)
+
+    def pong(self, payload: Union[str, bytes] = "") -> None:
+        """Sends a pong (str payloads are UTF-8 encoded)."""
+        if isinstance(payload, str):
+            payload = payload.encode("utf-8")
+        self.send(payload, ABNF.OPCODE_PONG)
+
+    # ---- receiving ----------------------------------------------------------------------
+
+    def recv(self) -> Union[str, bytes]:
+        """The next message: ``str`` for text, ``bytes`` for binary, ``""`` after a close.
+
+        Pings are answered by the engine and never returned. Raises
+        WebSocketTimeoutException on timeout (the connection stays usable),
+        WebSocketConnectionClosedException when the connection is gone,
+        WebSocketProtocolException / WebSocketPayloadException when the server breaks the
+        protocol (a 1002 / 1007 close is sent first).
+        """
+        with self.readlock:
+            if self._native_recv and not self.fire_cont_frame:
+                opcode, data = self._require_conn().recv_data(self.sock_opt.timeout, True, False)
+                if opcode == ABNF.OPCODE_CLOSE:
+                    self._on_peer_close(data)
+            else:
+                opcode, data = self.recv_data()
+        if opcode == ABNF.OPCODE_TEXT:
+            return data.decode("utf-8") if isinstance(data, (bytes, bytearray)) else data  # type: ignore[no-any-return]
+        if opcode == ABNF.OPCODE_BINARY:
+            return data  # type: ignore[no-any-return]
+        return ""
+
+    def recv_data(self, control_frame: bool = False) -> Tuple[int, Any]:
+        """The next message as ``(opcode, bytes)``; control frames too if ``control_frame``."""
+        opcode, frame = self.recv_data_frame(control_frame)
+        return opcode, frame.data
+
+    def recv_data_frame(self, control_frame: bool = False) -> Tuple[int, ABNF]:
+        """The next message as ``(opcode, ABNF)``, fragments joined (each fragment when
+        ``fire_cont_frame``). A close frame is always returned (the engine has answered
+        it); pings and pongs only with ``control_frame``."""
+        if self._raw_frames:
+            return self._recv_data_frame_python(control_frame)
+        conn = self._require_conn()
+        opcode, fin, rsv, data = conn.recv_frame(control_frame, self.sock_opt.timeout)
+        frame = ABNF(int(fin), rsv >> 2 & 1, rsv >> 1 & 1, rsv & 1, opcode, 0, data)
+        if opcode == ABNF.OPCODE_CLOSE:
+            self._on_peer_close(data)
+        return opcode, frame
+
+    def recv_frame(self) -> ABNF:
+        """The next frame as an ``ABNF``.
+
+        For a plain ``WebSocket`` the engine assembles fragmented messages, so a message
+        comes back as one frame with ``fin=1`` (with ``fire_cont_frame``, every fragment);
+        pings are already answered. A subclass that overrides ``recv_frame`` gets raw
+        frames, exactly as they arrived, and full control as in the reference.
+        """
+        conn = self._require_conn()
+        opcode, fin, rsv, data = conn.recv_frame(True, self.sock_opt.timeout)
+        return ABNF(int(fin), rsv >> 2 & 1, rsv >> 1 & 1, rsv & 1, opcode, 0, data)
+
+    def _recv_data_frame_python(self, control_frame: bool) -> Tuple[int, ABNF]:
+        """The reference's assembly loop, over raw frames from (overridden) ``recv_frame``."""
+        while True:
+            frame = self.recv_frame()
+            if _logging.isEnabledForTrace():
+                _logging.trace(f"++Rcv decoded: {frame.__str__()}")
+            if not frame:
+                raise WebSocketProtocolException(f"Not a valid frame {frame}")
+            frame.validate(self.skip_utf8_validation)
+            if frame.opcode in (ABNF.OPCODE_TEXT, ABNF.OPCODE_BINARY, ABNF.OPCODE_CONT):
+                self.cont_frame.validate(frame)
+                self.cont_frame.add(frame)
+                if self.cont_frame.is_fire(frame):
+                    return self.cont_frame.extract(frame)
+            elif frame.opcode == ABNF.OPCODE_CLOSE:
+                self.send_close()
+                return frame.opcode, frame
+            elif frame.opcode == ABNF.OPCODE_PING:
+                if len(frame.data) < 126:
+                    self.pong(frame.data)
+                else:
+                    raise WebSocketProtocolException("Ping message is too long")
+                if control_frame:
+                    return frame.opcode, frame
+            elif frame.opcode == ABNF.OPCODE_PONG:
+                if control_frame:
+                    return frame.opcode, frame
+
+    def _on_peer_close(self, data: bytes) -> None:
+        self.connected = False
+        self.close_frame = ABNF(1, 0, 0, 0, ABNF.OPCODE_CLOSE, 0, data)
+
+    def _recv(self, bufsize: int) -> bytes:
+        """Raw bytes, for ``frame_buffer``: not available, the engine owns the socket."""
+        raise WebSocketException("raw socket reads are not available: the engine owns the socket")
+
+    # ---- closing ------------------------------------------------------------------------
+
+    def send_close(self, status: int = STATUS_NORMAL, reason: bytes = b"") -> None:
+        """Sends a close frame without waiting for the answer; ``connected`` becomes False."""
+        if status < 0 or status >= ABNF.LENGTH_16:
+            raise ValueError("code is invalid range")
+        self.connected = False
+        if isinstance(reason, str):
+            reason = reason.encode("utf-8")
+        conn = self._require_conn()
+        conn.send_close(struct.pack("!H", status) + reason, self.sock_opt.timeout)
+
+    def close(self, status: int = STATUS_NORMAL, reason: bytes = b"", timeout: Optional[float] = 3) -> None:
+        """Close handshake: sends a close frame, waits up to ``timeout`` seconds for the
+        server's, then closes the socket. Raises ValueError for a status outside 0-65535;
+        network errors are swallowed, as in the reference."""
+        if status < 0 or status >= ABNF.LENGTH_16:
+            raise ValueError("code is invalid range")
+        conn = self._conn
+        if conn is not None and self.connected:
+            self.connected = False
+            if isinstance(reason, str):
+                reason = reason.encode("utf-8")
+            try:
+                peer = conn.close(struct.pack("!H", status) + reason, timeout)
+            except (WebSocketException, OSError):
+                peer = None
+            if peer is not None:
+                self.close_frame = ABNF(1, 0, 0, 0, ABNF.OPCODE_CLOSE, 0, peer)
+                if len(peer) >= 2:
+                    code = struct.unpack("!H", peer[0:2])[0]
+                    if 3000 <= code <= 4999:
+                        _logging.debug(f"close status: {code!r}")
+                    elif code != STATUS_NORMAL:
+                        _logging.error(f"close status: {code!r}")
+        self.shutdown()
+
+    def abort(self) -> None:
+        """Shuts the socket down, waking up every thread blocked in recv or send."""
+        if self._conn is not None:
+            self._conn.shutdown()
+
+    def shutdown(self) -> None:
+        """Closes the socket at once, without a close handshake."""
+        conn = self._conn
+        if conn is not None:
+            conn.shutdown()
+        self._conn = None
+        self.sock = None
+        self.connected = False
+        self._user_socket = None
+
+
+def create_connection(url: str, timeout: Optional[float] = None, class_: Type[WebSocket] = WebSocket, **options: Any) -> WebSocket:
+    """Connects to ``url`` and returns a connected ``class_`` instance (``WebSocket``).
+
+    ``timeout`` (seconds) applies to connect, handshake, send and recv; None uses
+    ``getdefaulttimeout()``. Every ``WebSocket`` option and ``connect`` option is accepted
+    (see ``WebSocket.connect``); unknown options are ignored, as in the reference.
+    """
+    sockopt = options.pop("sockopt", [])
+    sslopt = options.pop("sslopt", {})
+    fire_cont_frame = options.pop("fire_cont_frame", False)
+    enable_multithread = options.pop("enable_multithread", True)
+    skip_utf8_validation = options.pop("skip_utf8_validation", False)
+    websock = class_(
+        sockopt=sockopt,
+        sslopt=sslopt,
+        fire_cont_frame=fire_cont_frame,
+        enable_multithread=enable_multithread,
+        skip_utf8_validation=skip_utf8_validation,
+        **options,
+    )
+    websock.settimeout(timeout if timeout is not None else getdefaulttimeout())
+    websock.connect(url, **options)
+    return websock

@@ -1,0 +1,61 @@
+//! The Python side of the seam: `websocket._native`.
+
+mod connection;
+mod errors;
+
+use std::sync::OnceLock;
+
+use pyo3::prelude::*;
+use pyo3::types::PyBytes;
+
+static LOG_RESET: OnceLock<pyo3_log::ResetHandle> = OnceLock::new();
+
+/// Turns `++Sent`/`++Rcv` frame traces and header dumps on or off (`enableTrace`).
+#[pyfunction]
+fn set_trace(on: bool) {
+    crate::engine::trace::set_enabled(on);
+}
+
+/// Forgets pyo3-log's cached logger levels, after a level or handler change in Python.
+#[pyfunction]
+fn reset_log_cache() {
+    if let Some(h) = LOG_RESET.get() {
+        h.reset();
+    }
+}
+
+/// `data` XOR-ed with the 4-byte `mask_key` (vectorised); for `ABNF.mask`.
+#[pyfunction]
+fn apply_mask<'py>(py: Python<'py>, mask_key: &[u8], data: &[u8]) -> PyResult<Bound<'py, PyBytes>> {
+    let key: [u8; 4] = mask_key
+        .get(..4)
+        .and_then(|k| k.try_into().ok())
+        .ok_or_else(|| pyo3::exceptions::PyValueError::new_err("mask key must be 4 bytes"))?;
+    PyBytes::new_with(py, data.len(), |buf| {
+        buf.copy_from_slice(data);
+        crate::protocol::frame::apply_mask(buf, key);
+        Ok(())
+    })
+}
+
+/// Whether `data` is valid UTF-8 (SIMD).
+#[pyfunction]
+fn validate_utf8(data: &[u8]) -> bool {
+    crate::protocol::utf8::is_valid(data)
+}
+
+pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    if LOG_RESET.get().is_none() {
+        let handle = pyo3_log::try_init();
+        if let Ok(h) = handle {
+            let _ = LOG_RESET.set(h);
+        }
+    }
+    m.add_function(wrap_pyfunction!(set_trace, m)?)?;
+    m.add_function(wrap_pyfunction!(reset_log_cache, m)?)?;
+    m.add_function(wrap_pyfunction!(apply_mask, m)?)?;
+    m.add_function(wrap_pyfunction!(validate_utf8, m)?)?;
+    m.add_class::<connection::Connection>()?;
+    m.add("ENGINE_VERSION", env!("CARGO_PKG_VERSION"))?;
+    Ok(())
+}

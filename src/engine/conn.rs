@@ -1,0 +1,717 @@
+//! A live connection: the read side (codec, message queue) and the write side (frame writer,
+//! outbox for control replies), shared between Python threads and the reactor.
+//!
+//! Locks: `read` and `write` are independent; a reader may `try_lock` the write side, a
+//! writer never touches the read side. No lock is held while waiting for the GIL.
+
+use std::cell::RefCell;
+use std::collections::VecDeque;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::sync::atomic::{AtomicBool, AtomicI32, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use parking_lot::{Condvar, Mutex, MutexGuard};
+
+use super::error::{Error, Terminal};
+use super::reactor::{self, Reactor};
+use super::trace;
+use crate::protocol::codec::{Codec, Config, Item, Mode, Reply, Sink, TracedFrame};
+use crate::protocol::frame::{self, OP_CLOSE, OP_PING, OP_PONG};
+use crate::transport::stream::{ReadOutcome, Stream};
+use crate::transport::{Deadline, Interrupt, NetError};
+
+/// Flow control: the reactor stops reading a connection whose queue holds more than this
+/// (Python is not keeping up), and resumes below LOW_WATER.
+pub const HIGH_WATER: usize = 64 * 1024 * 1024;
+pub const LOW_WATER: usize = 16 * 1024 * 1024;
+/// Largest read the reactor does for one connection before looking at the others.
+const REACTOR_BUDGET: usize = 1024 * 1024;
+const SCRATCH: usize = 64 * 1024;
+/// Frame buffers above this are released after use, so idle connections stay small.
+const KEEP_CAPACITY: usize = 64 * 1024;
+
+thread_local! {
+    static SCRATCH_BUF: RefCell<Vec<u8>> = RefCell::new(vec![0u8; SCRATCH]);
+}
+
+struct ReadSide {
+    codec: Codec,
+    queue: VecDeque<Item>,
+    queued_bytes: usize,
+    /// A thread (Python or the reactor) is reading the socket right now.
+    reading: bool,
+    /// The reactor's one-shot watch is armed.
+    armed: bool,
+    /// On the reactor's pending list.
+    pending_arm: bool,
+    /// Flow control: reading paused until the queue drains.
+    paused: bool,
+    /// Arm again as soon as recv() returns (select() readiness is in use).
+    eager: bool,
+    terminal: Option<Terminal>,
+    /// The payload of the peer's close frame, once received.
+    peer_close: Option<Vec<u8>>,
+    last_exit: Instant,
+    ready_signalled: bool,
+}
+
+struct WriteSide {
+    /// Wire bytes accepted but not yet sent (from non-blocking attempts).
+    pending: Vec<u8>,
+    scratch: Vec<u8>,
+}
+
+pub struct Conn {
+    stream: Stream,
+    read: Mutex<ReadSide>,
+    read_cv: Condvar,
+    write: Mutex<WriteSide>,
+    outbox: Mutex<Vec<u8>>,
+    outbox_flag: AtomicBool,
+    want_write: AtomicBool,
+    close_sent: AtomicBool,
+    /// eventfd signalled while an item is waiting (for select() on `ws.sock`); -1 if unused.
+    ready_fd: AtomicI32,
+    reactor: Arc<Reactor>,
+    token: Mutex<Option<usize>>,
+}
+
+fn random_mask() -> [u8; 4] {
+    rand::random()
+}
+
+impl Conn {
+    /// Wraps a connected, handshaken stream; `leftover` is what followed the handshake.
+    pub fn new(stream: Stream, cfg: Config, leftover: &[u8]) -> Result<Arc<Conn>, Error> {
+        let reactor = Reactor::get();
+        let conn = Arc::new(Conn {
+            stream,
+            read: Mutex::new(ReadSide {
+                codec: Codec::new(cfg),
+                queue: VecDeque::new(),
+                queued_bytes: 0,
+                reading: false,
+                armed: false,
+                pending_arm: false,
+                paused: false,
+                eager: false,
+                terminal: None,
+                peer_close: None,
+                last_exit: Instant::now(),
+                ready_signalled: false,
+            }),
+            read_cv: Condvar::new(),
+            write: Mutex::new(WriteSide { pending: Vec::new(), scratch: Vec::new() }),
+            outbox: Mutex::new(Vec::new()),
+            outbox_flag: AtomicBool::new(false),
+            want_write: AtomicBool::new(false),
+            close_sent: AtomicBool::new(false),
+            ready_fd: AtomicI32::new(-1),
+            reactor,
+            token: Mutex::new(None),
+        });
+        let token = conn.reactor.register(&conn, conn.stream.fd());
+        *conn.token.lock() = Some(token);
+        if !leftover.is_empty() {
+            let mut st = conn.read.lock();
+            let replies = conn.feed(&mut st, leftover);
+            drop(st);
+            conn.send_replies(replies);
+        }
+        // Watch from the start: a server may push before the first recv().
+        conn.schedule_arm(&mut conn.read.lock());
+        Ok(conn)
+    }
+
+    pub fn fd(&self) -> i32 {
+        self.stream.fd()
+    }
+
+    pub fn is_tls(&self) -> bool {
+        self.stream.is_tls()
+    }
+
+    pub fn close_sent(&self) -> bool {
+        self.close_sent.load(Ordering::Acquire)
+    }
+
+    // ---- configuration ----------------------------------------------------------------
+
+    pub fn set_mode(&self, mode: Mode) {
+        self.read.lock().codec.set_mode(mode);
+    }
+
+    pub fn set_skip_utf8(&self, skip: bool) {
+        self.read.lock().codec.set_skip_utf8(skip);
+    }
+
+    pub fn set_max_message(&self, max: Option<u64>) {
+        self.read.lock().codec.set_max_message(max);
+    }
+
+    // ---- reading ------------------------------------------------------------------------
+
+    /// Feeds bytes to the codec under the read lock; returns the replies to send.
+    fn feed(&self, st: &mut ReadSide, data: &[u8]) -> Vec<Reply> {
+        let mut replies = Vec::new();
+        let mut traced = Vec::new();
+        let before = st.queue.len();
+        let tracing = trace::enabled();
+        let result = {
+            let mut sink = Sink { items: &mut st.queue, replies: &mut replies, traced: tracing.then_some(&mut traced) };
+            st.codec.feed(data, &mut sink)
+        };
+        self.after_feed(st, before, result, &mut replies, traced);
+        replies
+    }
+
+    fn after_feed(
+        &self,
+        st: &mut ReadSide,
+        before: usize,
+        result: Result<(), crate::protocol::codec::Failure>,
+        replies: &mut Vec<Reply>,
+        traced: Vec<TracedFrame>,
+    ) {
+        for t in &traced {
+            let mut raw = Vec::new();
+            frame::encode_frame(&mut raw, t.fin, t.rsv, t.opcode, &t.payload, None);
+            trace::frame("Rcv", &raw, t.fin, t.opcode, &t.payload);
+        }
+        for item in st.queue.iter().skip(before) {
+            st.queued_bytes += item.data.len();
+            if item.opcode == OP_CLOSE && st.codec.config().mode != Mode::Raw {
+                st.peer_close = Some(item.data.clone());
+            }
+        }
+        if let Err(failure) = result {
+            if !self.close_sent.load(Ordering::Acquire) {
+                replies.push(Reply::Close(Some(failure.close_code()), Vec::new()));
+            }
+            st.terminal = Some(Terminal::Failed(failure));
+        }
+        if st.queue.len() != before || st.terminal.is_some() {
+            self.read_cv.notify_all();
+        }
+        self.update_ready(st);
+    }
+
+    /// One read by the current reader (the caller has set `reading`); the lock is released
+    /// during the socket call. Returns false on WouldBlock.
+    fn read_step(&self, st: &mut MutexGuard<'_, ReadSide>, dontwait: bool) -> (bool, Vec<Reply>, usize) {
+        let mut replies = Vec::new();
+        if let Some(remaining) = st.codec.direct_read_hint() {
+            // Large payload: read straight into the message buffer.
+            let mut buf = st.codec.take_buffer();
+            let want = remaining.min(4 << 20) as usize;
+            let res = MutexGuard::unlocked(st, || self.stream_read_into(&mut buf, want, dontwait));
+            let added = match &res {
+                Ok(ReadOutcome::Data(n)) => *n,
+                _ => 0,
+            };
+            let before = st.queue.len();
+            let mut traced = Vec::new();
+            let tracing = trace::enabled();
+            let result = {
+                let side: &mut ReadSide = st;
+                let mut sink = Sink { items: &mut side.queue, replies: &mut replies, traced: tracing.then_some(&mut traced) };
+                side.codec.return_buffer(buf, added, &mut sink)
+            };
+            self.after_feed(st, before, result, &mut replies, traced);
+            return self.finish_read(st, res, replies, added);
+        }
+        let res = MutexGuard::unlocked(st, || {
+            SCRATCH_BUF.with(|cell| {
+                let mut buf = cell.borrow_mut();
+                match self.stream.read(&mut buf, dontwait) {
+                    Ok(ReadOutcome::Data(n)) => Ok((ReadOutcome::Data(n), buf[..n].to_vec())),
+                    Ok(other) => Ok((other, Vec::new())),
+                    Err(e) => Err(e),
+                }
+            })
+        });
+        match res {
+            Ok((ReadOutcome::Data(n), data)) => {
+                replies = self.feed(st, &data);
+                (true, replies, n)
+            }
+            Ok((other, _)) => self.finish_read(st, Ok(other), replies, 0),
+            Err(e) => self.finish_read(st, Err(e), replies, 0),
+        }
+    }
+
+    fn finish_read(
+        &self,
+        st: &mut ReadSide,
+        res: Result<ReadOutcome, NetError>,
+        replies: Vec<Reply>,
+        n: usize,
+    ) -> (bool, Vec<Reply>, usize) {
+        match res {
+            Ok(ReadOutcome::Data(_)) => (true, replies, n),
+            Ok(ReadOutcome::WouldBlock) => (false, replies, 0),
+            Ok(ReadOutcome::Eof) => {
+                if st.terminal.is_none() {
+                    st.terminal = Some(Terminal::Eof);
+                }
+                self.read_cv.notify_all();
+                self.update_ready(st);
+                (true, replies, 0)
+            }
+            Err(e) => {
+                if st.terminal.is_none() {
+                    st.terminal = Some(match e {
+                        NetError::Tls(t) => Terminal::Tls(t),
+                        other => Terminal::Broken(format!("Connection to remote host was lost. ({other})")),
+                    });
+                }
+                self.read_cv.notify_all();
+                self.update_ready(st);
+                (true, replies, 0)
+            }
+        }
+    }
+
+    fn stream_read_into(&self, buf: &mut Vec<u8>, want: usize, dontwait: bool) -> Result<ReadOutcome, NetError> {
+        buf.reserve(want);
+        if !self.stream.is_tls() {
+            let spare = buf.spare_capacity_mut();
+            let n = want.min(spare.len());
+            let flags = if dontwait { libc::MSG_DONTWAIT } else { 0 };
+            // SAFETY: recv writes at most `n` bytes into the spare capacity, which we then
+            // mark initialised by exactly the count it returned.
+            let r = unsafe { libc::recv(self.stream.fd(), spare.as_mut_ptr().cast(), n, flags) };
+            if r > 0 {
+                unsafe { buf.set_len(buf.len() + r as usize) };
+                return Ok(ReadOutcome::Data(r as usize));
+            }
+            if r == 0 {
+                return Ok(ReadOutcome::Eof);
+            }
+            let e = std::io::Error::last_os_error();
+            return if crate::transport::sys::is_would_block(&e) || e.kind() == std::io::ErrorKind::Interrupted {
+                Ok(ReadOutcome::WouldBlock)
+            } else {
+                match NetError::from(e) {
+                    NetError::Closed(_) => Ok(ReadOutcome::Eof),
+                    other => Err(other),
+                }
+            };
+        }
+        let start = buf.len();
+        buf.resize(start + want, 0);
+        let res = self.stream.read(&mut buf[start..], dontwait);
+        let n = match &res {
+            Ok(ReadOutcome::Data(n)) => *n,
+            _ => 0,
+        };
+        buf.truncate(start + n);
+        res
+    }
+
+    /// Waits until `take` yields something, reading the socket inline when nobody else is.
+    fn wait_for<T>(
+        self: &Arc<Self>,
+        timeout: Option<Duration>,
+        interrupt: Interrupt<'_>,
+        mut take: impl FnMut(&mut ReadSide) -> Option<Result<T, Error>>,
+    ) -> Result<T, Error> {
+        let deadline = Deadline::after(timeout);
+        let mut st = self.read.lock();
+        let result = loop {
+            if let Some(r) = take(&mut st) {
+                break r;
+            }
+            if let Some(t) = &st.terminal {
+                break Err(t.to_error());
+            }
+            if st.peer_close.is_some() && st.queue.is_empty() {
+                // The close frame was delivered: nothing more will come.
+                break Err(Error::Closed("Connection to remote host was lost.".into()));
+            }
+            if st.reading {
+                // The reactor is reading this connection; it will notify.
+                self.read_cv.wait_for(&mut st, deadline.slice());
+            } else {
+                // A deadline closer than one wait slice: poll for exactly the time left
+                // instead of a blocking read that could overshoot it.
+                let short = deadline.remaining().filter(|r| *r < crate::transport::SLICE);
+                st.reading = true;
+                let (progress, replies, _) = self.read_step(&mut st, short.is_some());
+                st.reading = false;
+                if !replies.is_empty() {
+                    MutexGuard::unlocked(&mut st, || self.send_replies(replies));
+                }
+                if progress {
+                    continue;
+                }
+                if let Some(left) = short {
+                    let fd = self.stream.fd();
+                    MutexGuard::unlocked(&mut st, || crate::transport::sys::poll(fd, libc::POLLIN, left)).ok();
+                    if !deadline.expired() {
+                        continue;
+                    }
+                }
+            }
+            if deadline.expired() {
+                break Err(Error::timeout());
+            }
+            if MutexGuard::unlocked(&mut st, interrupt) {
+                break Err(Error::Net(NetError::Interrupted));
+            }
+        };
+        st.last_exit = Instant::now();
+        self.resume_if_drained(&mut st);
+        self.update_ready(&mut st);
+        self.schedule_arm(&mut st);
+        result
+    }
+
+    /// The next item; ping/pong items are skipped unless `control` is set.
+    pub fn recv(self: &Arc<Self>, control: bool, timeout: Option<Duration>, interrupt: Interrupt<'_>) -> Result<Item, Error> {
+        self.wait_for(timeout, interrupt, |st| loop {
+            let item = st.queue.pop_front()?;
+            st.queued_bytes -= item.data.len();
+            if control || !matches!(item.opcode, OP_PING | OP_PONG) || st.codec.config().mode == Mode::Raw {
+                return Some(Ok(item));
+            }
+        })
+    }
+
+    /// Up to `max` items at once (at least one), for callback dispatch.
+    pub fn recv_batch(self: &Arc<Self>, max: usize, timeout: Option<Duration>, interrupt: Interrupt<'_>) -> Result<Vec<Item>, Error> {
+        self.wait_for(timeout, interrupt, |st| {
+            if st.queue.is_empty() {
+                return None;
+            }
+            let n = st.queue.len().min(max.max(1));
+            let items: Vec<Item> = st.queue.drain(..n).collect();
+            st.queued_bytes -= items.iter().map(|i| i.data.len()).sum::<usize>();
+            Some(Ok(items))
+        })
+    }
+
+    /// Whether an item is queued (a recv would not block).
+    pub fn has_item(&self) -> bool {
+        let st = self.read.lock();
+        !st.queue.is_empty() || st.terminal.is_some()
+    }
+
+    fn resume_if_drained(&self, st: &mut ReadSide) {
+        if st.paused && st.queued_bytes < LOW_WATER {
+            st.paused = false;
+        }
+    }
+
+    // ---- the reactor side ---------------------------------------------------------------
+
+    /// Puts the connection on the reactor's pending list (or arms it now in eager mode).
+    fn schedule_arm(self: &Arc<Self>, st: &mut ReadSide) {
+        if st.armed || st.pending_arm || st.terminal.is_some() || st.paused {
+            return;
+        }
+        if st.eager {
+            self.arm_now(st);
+            return;
+        }
+        st.pending_arm = true;
+        self.reactor.schedule(Arc::downgrade(self));
+    }
+
+    fn arm_now(&self, st: &mut ReadSide) {
+        if let Some(token) = *self.token.lock() {
+            st.armed = true;
+            self.reactor.arm(token, self.stream.fd(), self.want_write.load(Ordering::Acquire));
+        }
+    }
+
+    /// Called by the reactor for pending connections; true when done with it.
+    pub(super) fn try_arm(&self, now: Instant) -> bool {
+        let Some(mut st) = self.read.try_lock() else { return false };
+        if st.reading || st.terminal.is_some() || st.paused || st.armed {
+            st.pending_arm = false;
+            return true;
+        }
+        if now.duration_since(st.last_exit) < reactor::QUIET {
+            return false;
+        }
+        st.pending_arm = false;
+        self.arm_now(&mut st);
+        true
+    }
+
+    /// The reactor saw the socket ready.
+    pub(super) fn on_event(self: &Arc<Self>, events: u32) {
+        if events & libc::EPOLLOUT as u32 != 0 {
+            self.flush_nonblocking();
+        }
+        let mut st = self.read.lock();
+        st.armed = false;
+        if st.reading || st.terminal.is_some() {
+            return;
+        }
+        let mut all_replies = Vec::new();
+        let mut budget = REACTOR_BUDGET;
+        st.reading = true;
+        loop {
+            let (progress, replies, n) = self.read_step(&mut st, true);
+            all_replies.extend(replies);
+            if !progress || st.terminal.is_some() {
+                break;
+            }
+            budget = budget.saturating_sub(n.max(1));
+            if budget == 0 {
+                break;
+            }
+            if st.queued_bytes > HIGH_WATER {
+                st.paused = true;
+                break;
+            }
+        }
+        st.reading = false;
+        self.read_cv.notify_all();
+        if st.terminal.is_none() && !st.paused {
+            self.arm_now(&mut st);
+        }
+        drop(st);
+        if !all_replies.is_empty() {
+            self.send_replies(all_replies);
+        }
+    }
+
+    /// Marks the connection broken after an internal error (a caught panic).
+    pub fn poison(&self, why: &str) {
+        let mut st = self.read.lock();
+        st.reading = false;
+        if st.terminal.is_none() {
+            st.terminal = Some(Terminal::Broken(why.to_string()));
+        }
+        self.read_cv.notify_all();
+        drop(st);
+        self.stream.shutdown();
+    }
+
+    // ---- select() readiness -------------------------------------------------------------
+
+    /// An fd that is readable exactly while an item is queued; created on first use.
+    pub fn readiness_fd(self: &Arc<Self>) -> std::io::Result<i32> {
+        let fd = self.ready_fd.load(Ordering::Acquire);
+        if fd >= 0 {
+            return Ok(fd);
+        }
+        let mut st = self.read.lock();
+        let fd = self.ready_fd.load(Ordering::Acquire);
+        if fd >= 0 {
+            return Ok(fd);
+        }
+        let new = unsafe { libc::eventfd(0, libc::EFD_CLOEXEC | libc::EFD_NONBLOCK) };
+        if new < 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+        self.ready_fd.store(new, Ordering::Release);
+        st.eager = true;
+        st.ready_signalled = false;
+        self.update_ready(&mut st);
+        if !st.reading {
+            self.arm_now(&mut st);
+        }
+        Ok(new)
+    }
+
+    fn update_ready(&self, st: &mut ReadSide) {
+        let fd = self.ready_fd.load(Ordering::Relaxed);
+        if fd < 0 {
+            return;
+        }
+        let want = !st.queue.is_empty() || st.terminal.is_some();
+        if want == st.ready_signalled {
+            return;
+        }
+        let mut v: u64 = 1;
+        unsafe {
+            if want {
+                libc::write(fd, (&v as *const u64).cast(), 8);
+            } else {
+                libc::read(fd, (&mut v as *mut u64).cast(), 8);
+            }
+        }
+        st.ready_signalled = want;
+    }
+
+    // ---- writing ------------------------------------------------------------------------
+
+    /// Sends one frame; returns its length on the wire.
+    #[allow(clippy::too_many_arguments)]
+    pub fn send_frame(
+        &self,
+        fin: bool,
+        rsv: u8,
+        opcode: u8,
+        payload: &[u8],
+        mask: Option<[u8; 4]>,
+        timeout: Option<Duration>,
+        interrupt: Interrupt<'_>,
+    ) -> Result<usize, Error> {
+        let mask = Some(mask.unwrap_or_else(random_mask));
+        let mut w = self.write.lock();
+        if !w.pending.is_empty() {
+            let pending = std::mem::take(&mut w.pending);
+            self.stream.send_wire(&pending, timeout, interrupt)?;
+        }
+        w.scratch.clear();
+        frame::encode_frame(&mut w.scratch, fin, rsv, opcode, payload, mask);
+        let len = w.scratch.len();
+        if trace::enabled() {
+            trace::frame("Sent", &w.scratch, fin, opcode, payload);
+        }
+        let res = match self.stream.seal(&w.scratch) {
+            Ok(wire) => self.stream.send_wire(&wire, timeout, interrupt),
+            Err(e) => Err(e),
+        };
+        if w.scratch.capacity() > KEEP_CAPACITY {
+            w.scratch = Vec::new();
+        }
+        drop(w);
+        if self.outbox_flag.load(Ordering::SeqCst) {
+            self.flush_outbox();
+        }
+        res?;
+        Ok(len)
+    }
+
+    /// Sends our close frame once; later calls do nothing.
+    pub fn send_close(&self, payload: &[u8], timeout: Option<Duration>, interrupt: Interrupt<'_>) -> Result<bool, Error> {
+        if self.close_sent.swap(true, Ordering::AcqRel) {
+            return Ok(false);
+        }
+        self.send_frame(true, 0, OP_CLOSE, payload, None, timeout, interrupt)?;
+        Ok(true)
+    }
+
+    /// Control replies from the read path: written at once when the write side is free,
+    /// otherwise left in the outbox for the current writer, never blocking the caller.
+    fn send_replies(&self, replies: Vec<Reply>) {
+        let mut bytes = Vec::new();
+        for r in replies {
+            match r {
+                Reply::Pong(data) => {
+                    if self.close_sent.load(Ordering::Acquire) {
+                        continue;
+                    }
+                    frame::encode_frame(&mut bytes, true, 0, OP_PONG, &data, Some(random_mask()));
+                    if trace::enabled() {
+                        let start = bytes.len() - frame::frame_len(data.len(), true);
+                        trace::frame("Sent", &bytes[start..], true, OP_PONG, &data);
+                    }
+                }
+                Reply::Close(code, reason) => {
+                    if self.close_sent.swap(true, Ordering::AcqRel) {
+                        continue;
+                    }
+                    let mut payload = Vec::new();
+                    if let Some(c) = code {
+                        payload.extend_from_slice(&c.to_be_bytes());
+                        payload.extend_from_slice(&reason);
+                    }
+                    frame::encode_frame(&mut bytes, true, 0, OP_CLOSE, &payload, Some(random_mask()));
+                    if trace::enabled() {
+                        let start = bytes.len() - frame::frame_len(payload.len(), true);
+                        trace::frame("Sent", &bytes[start..], true, OP_CLOSE, &payload);
+                    }
+                }
+            }
+        }
+        if bytes.is_empty() {
+            return;
+        }
+        self.outbox.lock().extend_from_slice(&bytes);
+        self.outbox_flag.store(true, Ordering::SeqCst);
+        self.flush_outbox();
+        // A protocol failure: after our close frame, drop the connection (RFC 6455 7.1.7).
+        let failed = matches!(self.read.try_lock().map(|s| s.terminal.clone()), Some(Some(Terminal::Failed(_))));
+        if failed {
+            self.stream.shutdown();
+        }
+    }
+
+    /// Moves the outbox to the socket if the write side is free (non-blocking).
+    fn flush_outbox(&self) {
+        let Some(mut w) = self.write.try_lock() else { return };
+        self.outbox_flag.store(false, Ordering::SeqCst);
+        let out = std::mem::take(&mut *self.outbox.lock());
+        if !out.is_empty() {
+            match self.stream.seal(&out) {
+                Ok(wire) => w.pending.extend_from_slice(&wire),
+                Err(_) => return,
+            }
+        }
+        self.try_flush_pending(&mut w);
+    }
+
+    fn flush_nonblocking(&self) {
+        if let Some(mut w) = self.write.try_lock() {
+            self.try_flush_pending(&mut w);
+        }
+    }
+
+    fn try_flush_pending(&self, w: &mut WriteSide) {
+        if w.pending.is_empty() {
+            self.want_write.store(false, Ordering::Release);
+            return;
+        }
+        match self.stream.try_send_wire(&w.pending) {
+            Ok(n) => {
+                w.pending.drain(..n);
+            }
+            Err(_) => w.pending.clear(),
+        }
+        let more = !w.pending.is_empty();
+        self.want_write.store(more, Ordering::Release);
+        if more {
+            if let Some(mut st) = self.read.try_lock() {
+                if !st.reading && st.terminal.is_none() {
+                    self.arm_now(&mut st);
+                }
+            }
+        }
+    }
+
+    // ---- closing ------------------------------------------------------------------------
+
+    /// Waits for the peer's close frame; returns its payload, or None on timeout/EOF.
+    pub fn await_peer_close(self: &Arc<Self>, timeout: Option<Duration>, interrupt: Interrupt<'_>) -> Option<Vec<u8>> {
+        let r = self.wait_for(timeout, interrupt, |st| {
+            // Data that arrives while closing is dropped, as the reference does.
+            if st.peer_close.is_none() {
+                while let Some(item) = st.queue.pop_front() {
+                    st.queued_bytes -= item.data.len();
+                }
+            }
+            st.peer_close.clone().map(Ok)
+        });
+        r.ok()
+    }
+
+    pub fn peer_close(&self) -> Option<Vec<u8>> {
+        self.read.lock().peer_close.clone()
+    }
+
+    /// Shuts the socket down both ways, waking every blocked thread.
+    pub fn shutdown(&self) {
+        self.stream.shutdown();
+    }
+}
+
+impl Drop for Conn {
+    fn drop(&mut self) {
+        if let Some(token) = self.token.lock().take() {
+            self.reactor.deregister(token, self.stream.fd());
+        }
+        let fd = self.ready_fd.swap(-1, Ordering::AcqRel);
+        if fd >= 0 {
+            drop(unsafe { OwnedFd::from_raw_fd(fd) });
+        }
+        let _ = self.stream.fd().as_raw_fd();
+    }
+}

@@ -1,0 +1,158 @@
+//! Opening a connection: TCP (or a given socket), TLS, the HTTP upgrade, then a `Conn`.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use super::conn::Conn;
+use super::error::Error;
+use super::trace;
+use crate::protocol::codec::Config;
+use crate::protocol::handshake::{self, ParseError, RequestSpec, Response};
+use crate::transport::stream::{ReadOutcome, Stream};
+use crate::transport::tcp::{self, SockOpt};
+use crate::transport::tls::TlsOptions;
+use crate::transport::{Deadline, Interrupt, NetError};
+
+pub struct ConnectSpec {
+    pub request: RequestSpec,
+    pub timeout: Option<Duration>,
+    pub sockopts: Vec<SockOpt>,
+    /// TLS options when the URL is wss:// (ignored with `socket_fd`, like the reference).
+    pub tls: Option<TlsOptions>,
+    /// An already connected socket to use instead of connecting.
+    pub socket_fd: Option<i32>,
+    pub codec: Config,
+}
+
+pub struct Handshake {
+    pub status: u16,
+    pub reason: String,
+    pub headers: Vec<(String, String)>,
+    pub subprotocol: Option<String>,
+}
+
+pub enum Outcome {
+    Connected(Arc<Conn>, Handshake),
+    /// A 3xx answer the Python layer follows (up to `redirect_limit`).
+    Redirect { status: u16, location: Option<String> },
+}
+
+const REDIRECTS: [u16; 5] = [301, 302, 303, 307, 308];
+const MAX_ERROR_BODY: usize = 1 << 20;
+
+pub fn connect(spec: &ConnectSpec, interrupt: Interrupt<'_>) -> Result<Outcome, Error> {
+    let deadline = Deadline::after(spec.timeout);
+    let stream = match spec.socket_fd {
+        Some(fd) => Stream::plain(tcp::adopt(fd)?),
+        None => {
+            let addrs = tcp::resolve(&spec.request.host, spec.request.port)?;
+            let fd = tcp::connect(&addrs, &spec.sockopts, deadline, interrupt)?;
+            match &spec.tls {
+                Some(opts) => Stream::tls(fd, opts, &spec.request.host, deadline, interrupt)?,
+                None => Stream::plain(fd),
+            }
+        }
+    };
+    let (request, key) = handshake::build_request(&spec.request);
+    if trace::enabled() {
+        trace::dump("request header", &String::from_utf8_lossy(&request));
+    }
+    let wire = stream.seal(&request)?;
+    stream.send_wire(&wire, deadline.remaining(), interrupt)?;
+
+    let (resp, mut buf) = read_head(&stream, deadline, interrupt)?;
+    if trace::enabled() {
+        let mut text = format!("HTTP/1.1 {} {}", resp.status, resp.reason);
+        for (k, v) in &resp.headers {
+            text.push_str(&format!("\n{k}: {v}"));
+        }
+        trace::dump("response header", &text);
+    }
+    if REDIRECTS.contains(&resp.status) {
+        stream.shutdown();
+        return Ok(Outcome::Redirect { status: resp.status, location: resp.header("location").map(str::to_string) });
+    }
+    if resp.status != 101 {
+        let body = read_body(&stream, &resp, buf.split_off(resp.head_len), deadline, interrupt);
+        stream.shutdown();
+        return Err(Error::BadStatus { status: resp.status, reason: resp.reason.clone(), headers: resp.headers.clone(), body });
+    }
+    let subprotocol = match handshake::verify_upgrade(&resp, &key, &spec.request.subprotocols) {
+        Ok(p) => p,
+        Err(m) => {
+            stream.shutdown();
+            return Err(Error::Handshake(m));
+        }
+    };
+    let leftover = buf.split_off(resp.head_len);
+    let conn = Conn::new(stream, spec.codec.clone(), &leftover)?;
+    Ok(Outcome::Connected(
+        conn,
+        Handshake { status: resp.status, reason: resp.reason, headers: resp.headers, subprotocol },
+    ))
+}
+
+fn read_more(stream: &Stream, buf: &mut Vec<u8>, deadline: Deadline, interrupt: Interrupt<'_>) -> Result<bool, Error> {
+    let mut chunk = [0u8; 4096];
+    loop {
+        match stream.read(&mut chunk, false)? {
+            ReadOutcome::Data(n) => {
+                buf.extend_from_slice(&chunk[..n]);
+                return Ok(true);
+            }
+            ReadOutcome::Eof => return Ok(false),
+            ReadOutcome::WouldBlock => {
+                if interrupt() {
+                    return Err(Error::Net(NetError::Interrupted));
+                }
+                if deadline.expired() {
+                    return Err(Error::timeout());
+                }
+            }
+        }
+    }
+}
+
+fn read_head(stream: &Stream, deadline: Deadline, interrupt: Interrupt<'_>) -> Result<(Response, Vec<u8>), Error> {
+    let mut buf = Vec::with_capacity(1024);
+    loop {
+        if !buf.is_empty() {
+            match handshake::parse_response(&buf) {
+                Ok(r) => return Ok((r, buf)),
+                Err(ParseError::Partial) => {}
+                Err(ParseError::TooLarge) => {
+                    stream.shutdown();
+                    return Err(Error::Handshake(format!(
+                        "handshake response header too large (over {} bytes or {} headers)",
+                        handshake::MAX_HEAD_BYTES,
+                        handshake::MAX_HEADERS
+                    )));
+                }
+                Err(ParseError::Invalid(m)) => {
+                    stream.shutdown();
+                    return Err(Error::Handshake(format!("Invalid handshake response: {m}")));
+                }
+            }
+        }
+        if !read_more(stream, &mut buf, deadline, interrupt)? {
+            stream.shutdown();
+            return Err(Error::Closed("Connection to remote host was lost.".into()));
+        }
+    }
+}
+
+/// Reads the body of an error response when its length is given (bounded), best effort.
+fn read_body(stream: &Stream, resp: &Response, mut body: Vec<u8>, deadline: Deadline, interrupt: Interrupt<'_>) -> Vec<u8> {
+    let Some(len) = resp.header("content-length").and_then(|v| v.trim().parse::<usize>().ok()) else {
+        return Vec::new();
+    };
+    let len = len.min(MAX_ERROR_BODY);
+    while body.len() < len {
+        match read_more(stream, &mut body, deadline, interrupt) {
+            Ok(true) => {}
+            _ => break,
+        }
+    }
+    body.truncate(len);
+    body
+}

@@ -1,0 +1,597 @@
+//! The client side of RFC 6455 as a state machine: bytes in, items and replies out.
+//!
+//! The codec parses frames, checks them (masking, reserved bits, opcodes, control-frame
+//! rules, continuation order, close payloads, UTF-8), assembles messages and decides what
+//! must be answered (pong, close). It never touches a socket: the engine feeds it what it
+//! reads and sends the replies it returns.
+//!
+//! Three delivery modes:
+//! - `Messages`: complete data messages, control frames one by one (the default).
+//! - `Fragments`: every data frame as it arrives, still checked (`fire_cont_frame`).
+//! - `Raw`: every frame untouched but unmasked, no checks, no replies (a subclass that
+//!   overrides `recv_frame` does all of that itself, as in the reference).
+
+use std::collections::VecDeque;
+
+use super::frame::{self, Header, OP_BINARY, OP_CLOSE, OP_CONT, OP_PING, OP_PONG, OP_TEXT};
+use super::utf8::Utf8Validator;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    Messages,
+    Fragments,
+    Raw,
+}
+
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub mode: Mode,
+    pub skip_utf8: bool,
+    /// Largest message (or frame, in raw mode) accepted; `None` is unlimited, as in the
+    /// reference.
+    pub max_message: Option<u64>,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config { mode: Mode::Messages, skip_utf8: false, max_message: None }
+    }
+}
+
+/// Something the application will receive.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Item {
+    /// The message's opcode (TEXT/BINARY) for assembled messages; the frame's own opcode
+    /// in the fragment and raw modes.
+    pub opcode: u8,
+    pub fin: bool,
+    pub rsv: u8,
+    pub data: Vec<u8>,
+}
+
+/// Something the codec wants sent back at once.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Reply {
+    Pong(Vec<u8>),
+    /// Close frame: code (None: an empty close payload) and reason.
+    Close(Option<u16>, Vec<u8>),
+}
+
+/// Why the connection must fail; each maps to a close code.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Failure {
+    /// 1002
+    Protocol(String),
+    /// 1007
+    Payload(String),
+    /// 1009
+    TooBig(String),
+}
+
+impl Failure {
+    pub fn close_code(&self) -> u16 {
+        match self {
+            Failure::Protocol(_) => 1002,
+            Failure::Payload(_) => 1007,
+            Failure::TooBig(_) => 1009,
+        }
+    }
+    pub fn message(&self) -> &str {
+        match self {
+            Failure::Protocol(m) | Failure::Payload(m) | Failure::TooBig(m) => m,
+        }
+    }
+}
+
+/// Close codes a peer may send (the reference's VALID_CLOSE_STATUS, plus 3000-4999).
+pub fn is_valid_close_code(code: u16) -> bool {
+    matches!(code, 1000..=1003 | 1007..=1014 | 3000..=4999)
+}
+
+/// One received frame, recorded for `enableTrace` output.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TracedFrame {
+    pub fin: bool,
+    pub rsv: u8,
+    pub opcode: u8,
+    pub payload: Vec<u8>,
+}
+
+/// Where received bytes go.
+pub struct Sink<'a> {
+    pub items: &'a mut VecDeque<Item>,
+    pub replies: &'a mut Vec<Reply>,
+    /// When set, every complete frame is recorded here too.
+    pub traced: Option<&'a mut Vec<TracedFrame>>,
+}
+
+#[derive(Debug)]
+enum State {
+    Header,
+    Payload { h: Header, remaining: u64 },
+    /// After a close frame or a failure: everything else is ignored.
+    Done,
+}
+
+#[derive(Debug)]
+pub struct Codec {
+    cfg: Config,
+    state: State,
+    hdr: [u8; frame::MAX_HEADER_LEN],
+    hdr_len: usize,
+    /// Opcode of the data message in progress, if any.
+    msg_op: Option<u8>,
+    /// Data payload being assembled (a message, or one frame in fragment/raw mode).
+    msg: Vec<u8>,
+    msg_rsv: u8,
+    utf8: Utf8Validator,
+    ctrl: Vec<u8>,
+    /// Where the current data frame's payload starts in `msg`.
+    frame_start: usize,
+    close_received: bool,
+}
+
+/// Payloads at least this long are read straight into the message buffer.
+pub const DIRECT_READ_MIN: u64 = 32 * 1024;
+
+impl Codec {
+    pub fn new(cfg: Config) -> Self {
+        Codec {
+            cfg,
+            state: State::Header,
+            hdr: [0; frame::MAX_HEADER_LEN],
+            hdr_len: 0,
+            msg_op: None,
+            msg: Vec::new(),
+            msg_rsv: 0,
+            utf8: Utf8Validator::new(),
+            ctrl: Vec::new(),
+            frame_start: 0,
+            close_received: false,
+        }
+    }
+
+    pub fn config(&self) -> &Config {
+        &self.cfg
+    }
+
+    /// Changes the delivery mode; takes effect at the next frame.
+    pub fn set_mode(&mut self, mode: Mode) {
+        self.cfg.mode = mode;
+    }
+
+    pub fn set_skip_utf8(&mut self, skip: bool) {
+        self.cfg.skip_utf8 = skip;
+    }
+
+    pub fn set_max_message(&mut self, max: Option<u64>) {
+        self.cfg.max_message = max;
+    }
+
+    pub fn close_received(&self) -> bool {
+        self.close_received
+    }
+
+    /// True when no frame is partly received (nothing would be lost at EOF).
+    pub fn at_frame_boundary(&self) -> bool {
+        matches!(self.state, State::Header | State::Done) && self.hdr_len == 0
+    }
+
+    /// Feeds bytes read from the peer.
+    pub fn feed(&mut self, mut input: &[u8], sink: &mut Sink<'_>) -> Result<(), Failure> {
+        while !input.is_empty() {
+            match self.state {
+                State::Done => return Ok(()),
+                State::Header => {
+                    let take = (frame::MAX_HEADER_LEN - self.hdr_len).min(input.len());
+                    self.hdr[self.hdr_len..self.hdr_len + take].copy_from_slice(&input[..take]);
+                    let avail = self.hdr_len + take;
+                    match frame::parse_header(&self.hdr[..avail]).map_err(Failure::Protocol)? {
+                        None => {
+                            self.hdr_len = avail;
+                            input = &input[take..];
+                        }
+                        Some(h) => {
+                            let used = h.header_len - self.hdr_len;
+                            self.hdr_len = 0;
+                            input = &input[used..];
+                            self.start_frame(h, sink)?;
+                        }
+                    }
+                }
+                State::Payload { h, remaining } => {
+                    let n = (remaining.min(input.len() as u64)) as usize;
+                    let (chunk, rest) = input.split_at(n);
+                    input = rest;
+                    self.payload_chunk(h, chunk, remaining - n as u64, sink)?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// How many payload bytes could be read straight into the message buffer now.
+    pub fn direct_read_hint(&self) -> Option<u64> {
+        match &self.state {
+            State::Payload { h, remaining }
+                if !frame::is_control(h.opcode)
+                    && h.mask.is_none()
+                    && *remaining >= DIRECT_READ_MIN =>
+            {
+                Some(*remaining)
+            }
+            _ => None,
+        }
+    }
+
+    /// Lends the message buffer for a direct read (see `direct_read_hint`).
+    pub fn take_buffer(&mut self) -> Vec<u8> {
+        std::mem::take(&mut self.msg)
+    }
+
+    /// Gives the buffer back with `added` bytes appended at its end by a direct read.
+    pub fn return_buffer(&mut self, buf: Vec<u8>, added: usize, sink: &mut Sink<'_>) -> Result<(), Failure> {
+        debug_assert!(self.msg.is_empty());
+        self.msg = buf;
+        if added == 0 {
+            return Ok(());
+        }
+        let (h, remaining) = match self.state {
+            State::Payload { h, remaining } => (h, remaining),
+            _ => unreachable!("direct read outside a payload"),
+        };
+        let start = self.msg.len() - added;
+        if self.checks_utf8() {
+            if self.utf8.feed(&self.msg[start..]).is_err() {
+                return Err(self.fail_utf8());
+            }
+        }
+        self.after_payload(h, remaining - added as u64, sink)
+    }
+
+    fn checks_utf8(&self) -> bool {
+        self.cfg.mode != Mode::Raw && !self.cfg.skip_utf8 && self.msg_op == Some(OP_TEXT)
+    }
+
+    fn fail_utf8(&mut self) -> Failure {
+        self.state = State::Done;
+        Failure::Payload("invalid UTF-8 in a text message".into())
+    }
+
+    fn fail(&mut self, f: Failure) -> Failure {
+        self.state = State::Done;
+        f
+    }
+
+    fn start_frame(&mut self, h: Header, sink: &mut Sink<'_>) -> Result<(), Failure> {
+        if h.len > i64::MAX as u64 {
+            return Err(self.fail(Failure::Protocol("frame length has its most significant bit set".into())));
+        }
+        if self.cfg.mode == Mode::Raw {
+            if let Some(max) = self.cfg.max_message {
+                if h.len > max {
+                    return Err(self.fail(Failure::TooBig(format!("frame of {} bytes exceeds the limit of {max}", h.len))));
+                }
+            }
+            self.msg.clear();
+            return self.after_payload_start(h, sink);
+        }
+        if h.mask.is_some() {
+            return Err(self.fail(Failure::Protocol("server sent a masked frame".into())));
+        }
+        if h.rsv != 0 {
+            return Err(self.fail(Failure::Protocol("rsv is not implemented, yet".into())));
+        }
+        if !frame::is_known_opcode(h.opcode) {
+            return Err(self.fail(Failure::Protocol(format!("Invalid opcode {}", h.opcode))));
+        }
+        if frame::is_control(h.opcode) {
+            if !h.fin {
+                return Err(self.fail(Failure::Protocol("fragmented control frame".into())));
+            }
+            if h.len > 125 {
+                return Err(self.fail(Failure::Protocol("control frame payload longer than 125 bytes".into())));
+            }
+            self.ctrl.clear();
+        } else {
+            match (h.opcode, self.msg_op) {
+                (OP_CONT, None) => {
+                    return Err(self.fail(Failure::Protocol("continuation frame without a message start".into())))
+                }
+                (OP_TEXT | OP_BINARY, Some(_)) => {
+                    return Err(self.fail(Failure::Protocol("new data frame inside a fragmented message".into())))
+                }
+                (OP_TEXT | OP_BINARY, None) => {
+                    self.msg_op = Some(h.opcode);
+                    self.msg_rsv = h.rsv;
+                    self.utf8.reset();
+                    self.msg.clear();
+                }
+                _ => {}
+            }
+            if let Some(max) = self.cfg.max_message {
+                let assembled = if self.cfg.mode == Mode::Messages { self.msg.len() as u64 } else { 0 };
+                if assembled.saturating_add(h.len) > max {
+                    return Err(self.fail(Failure::TooBig(format!(
+                        "message of more than {max} bytes (frame of {} bytes)",
+                        h.len
+                    ))));
+                }
+            }
+            if self.cfg.mode == Mode::Fragments {
+                self.msg.clear();
+            }
+        }
+        self.after_payload_start(h, sink)
+    }
+
+    fn after_payload_start(&mut self, h: Header, sink: &mut Sink<'_>) -> Result<(), Failure> {
+        self.frame_start = self.msg.len();
+        if h.len == 0 {
+            return self.end_frame(h, sink);
+        }
+        self.state = State::Payload { h, remaining: h.len };
+        Ok(())
+    }
+
+    fn payload_chunk(&mut self, h: Header, chunk: &[u8], remaining: u64, sink: &mut Sink<'_>) -> Result<(), Failure> {
+        if self.cfg.mode != Mode::Raw && frame::is_control(h.opcode) {
+            self.ctrl.extend_from_slice(chunk);
+        } else {
+            let start = self.msg.len();
+            self.msg.extend_from_slice(chunk);
+            if let Some(key) = h.mask {
+                // Raw mode only: the mask offset is the position within this frame.
+                let offset = (h.len - remaining - chunk.len() as u64) as usize;
+                let k = [key[offset & 3], key[(offset + 1) & 3], key[(offset + 2) & 3], key[(offset + 3) & 3]];
+                frame::apply_mask(&mut self.msg[start..], k);
+            }
+            if self.checks_utf8() && self.utf8.feed(&self.msg[start..]).is_err() {
+                return Err(self.fail_utf8());
+            }
+        }
+        self.after_payload(h, remaining, sink)
+    }
+
+    fn after_payload(&mut self, h: Header, remaining: u64, sink: &mut Sink<'_>) -> Result<(), Failure> {
+        if remaining == 0 {
+            self.state = State::Header;
+            self.end_frame(h, sink)
+        } else {
+            self.state = State::Payload { h, remaining };
+            Ok(())
+        }
+    }
+
+    fn end_frame(&mut self, h: Header, sink: &mut Sink<'_>) -> Result<(), Failure> {
+        self.state = State::Header;
+        if let Some(traced) = sink.traced.as_deref_mut() {
+            let payload = if self.cfg.mode != Mode::Raw && frame::is_control(h.opcode) {
+                self.ctrl.clone()
+            } else {
+                self.msg[self.frame_start.min(self.msg.len())..].to_vec()
+            };
+            traced.push(TracedFrame { fin: h.fin, rsv: h.rsv, opcode: h.opcode, payload });
+        }
+        if self.cfg.mode == Mode::Raw {
+            sink.items.push_back(Item { opcode: h.opcode, fin: h.fin, rsv: h.rsv, data: std::mem::take(&mut self.msg) });
+            return Ok(());
+        }
+        match h.opcode {
+            OP_PING => {
+                let data = std::mem::take(&mut self.ctrl);
+                sink.replies.push(Reply::Pong(data.clone()));
+                sink.items.push_back(Item { opcode: OP_PING, fin: true, rsv: 0, data });
+            }
+            OP_PONG => {
+                sink.items.push_back(Item { opcode: OP_PONG, fin: true, rsv: 0, data: std::mem::take(&mut self.ctrl) });
+            }
+            OP_CLOSE => return self.end_close(sink),
+            _ => {
+                if h.fin && self.checks_utf8() && self.utf8.finish().is_err() {
+                    return Err(self.fail_utf8());
+                }
+                if self.cfg.mode == Mode::Fragments {
+                    sink.items.push_back(Item { opcode: h.opcode, fin: h.fin, rsv: h.rsv, data: std::mem::take(&mut self.msg) });
+                } else if h.fin {
+                    let op = self.msg_op.unwrap_or(h.opcode);
+                    sink.items.push_back(Item { opcode: op, fin: true, rsv: self.msg_rsv, data: std::mem::take(&mut self.msg) });
+                }
+                if h.fin {
+                    self.msg_op = None;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn end_close(&mut self, sink: &mut Sink<'_>) -> Result<(), Failure> {
+        let data = std::mem::take(&mut self.ctrl);
+        let code = match data.len() {
+            0 => None,
+            1 => return Err(self.fail(Failure::Protocol("close frame with a 1-byte payload".into()))),
+            _ => {
+                let code = u16::from_be_bytes([data[0], data[1]]);
+                if !is_valid_close_code(code) {
+                    return Err(self.fail(Failure::Protocol(format!("Invalid close opcode {code}"))));
+                }
+                if !super::utf8::is_valid(&data[2..]) {
+                    return Err(self.fail(Failure::Payload("invalid UTF-8 in the close reason".into())));
+                }
+                Some(code)
+            }
+        };
+        self.close_received = true;
+        self.state = State::Done;
+        sink.replies.push(Reply::Close(code, Vec::new()));
+        sink.items.push_back(Item { opcode: OP_CLOSE, fin: true, rsv: 0, data });
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    struct Out {
+        items: VecDeque<Item>,
+        replies: Vec<Reply>,
+    }
+
+    fn run(cfg: Config, chunks: &[&[u8]]) -> (Out, Result<(), Failure>) {
+        let mut c = Codec::new(cfg);
+        let mut out = Out { items: VecDeque::new(), replies: Vec::new() };
+        for ch in chunks {
+            let mut sink = Sink { items: &mut out.items, replies: &mut out.replies, traced: None };
+            if let Err(e) = c.feed(ch, &mut sink) {
+                return (out, Err(e));
+            }
+        }
+        (out, Ok(()))
+    }
+
+    fn frame(fin: bool, op: u8, payload: &[u8]) -> Vec<u8> {
+        let mut v = Vec::new();
+        frame::encode_frame(&mut v, fin, 0, op, payload, None);
+        v
+    }
+
+    #[test]
+    fn single_text_message() {
+        let f = frame(true, OP_TEXT, b"hello");
+        let (out, r) = run(Config::default(), &[&f]);
+        r.unwrap();
+        assert_eq!(out.items[0], Item { opcode: OP_TEXT, fin: true, rsv: 0, data: b"hello".to_vec() });
+    }
+
+    #[test]
+    fn message_split_byte_by_byte() {
+        let f = frame(true, OP_BINARY, &[7u8; 300]);
+        let chunks: Vec<&[u8]> = f.chunks(1).collect();
+        let (out, r) = run(Config::default(), &chunks);
+        r.unwrap();
+        assert_eq!(out.items.len(), 1);
+        assert_eq!(out.items[0].data, vec![7u8; 300]);
+    }
+
+    #[test]
+    fn fragments_are_assembled_with_a_ping_in_between() {
+        let mut bytes = frame(false, OP_TEXT, b"Hel");
+        bytes.extend(frame(true, OP_PING, b"p"));
+        bytes.extend(frame(true, OP_CONT, b"lo"));
+        let (out, r) = run(Config::default(), &[&bytes]);
+        r.unwrap();
+        assert_eq!(out.replies, vec![Reply::Pong(b"p".to_vec())]);
+        assert_eq!(out.items[0].opcode, OP_PING);
+        assert_eq!(out.items[1], Item { opcode: OP_TEXT, fin: true, rsv: 0, data: b"Hello".to_vec() });
+    }
+
+    #[test]
+    fn fragment_mode_delivers_each_frame() {
+        let mut bytes = frame(false, OP_TEXT, b"Hel");
+        bytes.extend(frame(true, OP_CONT, b"lo"));
+        let cfg = Config { mode: Mode::Fragments, ..Config::default() };
+        let (out, r) = run(cfg, &[&bytes]);
+        r.unwrap();
+        assert_eq!(out.items.len(), 2);
+        assert_eq!((out.items[0].opcode, out.items[0].fin), (OP_TEXT, false));
+        assert_eq!((out.items[1].opcode, out.items[1].fin, &out.items[1].data[..]), (OP_CONT, true, &b"lo"[..]));
+    }
+
+    #[test]
+    fn protocol_errors_map_to_1002() {
+        let cases: Vec<Vec<u8>> = vec![
+            vec![0x81 | 0x40, 0x00],             // RSV1 without extension
+            vec![0x83, 0x00],                    // reserved opcode
+            vec![0x09, 0x00],                    // fragmented ping
+            frame(true, OP_CONT, b"x"),          // continuation without start
+            { let mut v = vec![0x89, 126, 0, 126]; v.extend([0u8; 126]); v }, // control > 125
+            { let mut v = Vec::new(); frame::encode_frame(&mut v, true, 0, OP_TEXT, b"a", Some([1, 2, 3, 4])); v },
+            frame(true, OP_CLOSE, &[3]),         // 1-byte close payload
+            frame(true, OP_CLOSE, &999u16.to_be_bytes()),
+        ];
+        for c in cases {
+            let (_, r) = run(Config::default(), &[&c]);
+            assert_eq!(r.unwrap_err().close_code(), 1002, "{c:?}");
+        }
+    }
+
+    #[test]
+    fn invalid_utf8_fails_on_the_first_fragment() {
+        let first = frame(false, OP_TEXT, b"ok\xff");
+        let (out, r) = run(Config::default(), &[&first]);
+        assert_eq!(r.unwrap_err().close_code(), 1007);
+        assert!(out.items.is_empty());
+    }
+
+    #[test]
+    fn invalid_utf8_fails_mid_frame_before_the_frame_ends() {
+        let f = frame(true, OP_TEXT, b"\xce\xba\xe1\xbd\xb9\xcf\x83\xce\xbc\xce\xb5\xf4\x90\x80\x80\x65\x64\x69\x74\x65\x64");
+        let (_, r) = run(Config::default(), &[&f[..16]]);
+        assert_eq!(r.unwrap_err().close_code(), 1007);
+    }
+
+    #[test]
+    fn skip_utf8_accepts_invalid_text() {
+        let f = frame(true, OP_TEXT, b"\xff\xfe");
+        let cfg = Config { skip_utf8: true, ..Config::default() };
+        let (out, r) = run(cfg, &[&f]);
+        r.unwrap();
+        assert_eq!(out.items[0].data, b"\xff\xfe");
+    }
+
+    #[test]
+    fn oversized_message_is_1009_before_payload_arrives() {
+        let header = [0x82u8, 127, 0, 0, 0, 0, 0x10, 0, 0, 0];
+        let cfg = Config { max_message: Some(1 << 20), ..Config::default() };
+        let (_, r) = run(cfg, &[&header]);
+        assert_eq!(r.unwrap_err().close_code(), 1009);
+    }
+
+    #[test]
+    fn length_with_msb_set_is_rejected() {
+        let header = [0x82u8, 127, 0x80, 0, 0, 0, 0, 0, 0, 1];
+        let (_, r) = run(Config::default(), &[&header]);
+        assert_eq!(r.unwrap_err().close_code(), 1002);
+    }
+
+    #[test]
+    fn close_is_echoed_and_input_after_it_ignored() {
+        let mut bytes = frame(true, OP_CLOSE, &[0x03, 0xe8, b'b', b'y', b'e']);
+        bytes.extend(frame(true, OP_TEXT, b"late"));
+        let (out, r) = run(Config::default(), &[&bytes]);
+        r.unwrap();
+        assert_eq!(out.replies, vec![Reply::Close(Some(1000), vec![])]);
+        assert_eq!(out.items.len(), 1);
+        assert_eq!(out.items[0].data, b"\x03\xe8bye");
+    }
+
+    #[test]
+    fn raw_mode_passes_frames_through_unmasked() {
+        let mut bytes = Vec::new();
+        frame::encode_frame(&mut bytes, false, 0b100, OP_TEXT, b"abcdef", Some([9, 8, 7, 6]));
+        let cfg = Config { mode: Mode::Raw, ..Config::default() };
+        let (out, r) = run(cfg, &[&bytes[..9], &bytes[9..]]);
+        r.unwrap();
+        assert_eq!(out.items[0], Item { opcode: OP_TEXT, fin: false, rsv: 0b100, data: b"abcdef".to_vec() });
+        assert!(out.replies.is_empty());
+    }
+
+    #[test]
+    fn direct_read_appends_and_completes_the_message() {
+        let payload = vec![b'a'; 100_000];
+        let f = frame(true, OP_TEXT, &payload);
+        let mut c = Codec::new(Config::default());
+        let mut items = VecDeque::new();
+        let mut replies = Vec::new();
+        let mut sink = Sink { items: &mut items, replies: &mut replies, traced: None };
+        c.feed(&f[..16], &mut sink).unwrap(); // 10-byte header + 6 payload bytes
+        let hint = c.direct_read_hint().unwrap();
+        assert_eq!(hint, 100_000 - 6);
+        let mut buf = c.take_buffer();
+        buf.extend_from_slice(&f[16..]);
+        c.return_buffer(buf, hint as usize, &mut sink).unwrap();
+        assert_eq!(items.len(), 1);
+        assert_eq!(items[0].data.len(), 100_000);
+    }
+}

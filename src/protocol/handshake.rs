@@ -1,0 +1,213 @@
+//! The opening handshake, without I/O: the request bytes (in websocket-client's exact header
+//! order) and the check of the server's response.
+
+use tungstenite::handshake::derive_accept_key;
+
+/// What the request is built from; the Python layer has already normalised user input.
+#[derive(Debug, Clone, Default)]
+pub struct RequestSpec {
+    pub host: String,
+    pub port: u16,
+    pub resource: String,
+    pub secure: bool,
+    /// `Host:` override; `suppress_host` drops the line.
+    pub host_header: Option<String>,
+    pub suppress_host: bool,
+    pub origin: Option<String>,
+    pub suppress_origin: bool,
+    /// Overrides of the generated `Sec-WebSocket-Key` / `Sec-WebSocket-Version`.
+    pub key: Option<String>,
+    pub version: Option<String>,
+    /// Replaces the whole `Connection: Upgrade` line.
+    pub connection: Option<String>,
+    pub subprotocols: Vec<String>,
+    /// User header lines, already formatted `Name: value`.
+    pub headers: Vec<String>,
+    pub cookie: Option<String>,
+    /// Extensions to offer (`Sec-WebSocket-Extensions` value), if any.
+    pub extensions: Option<String>,
+}
+
+fn bracket(host: &str) -> String {
+    if host.contains(':') && !host.starts_with('[') {
+        format!("[{host}]")
+    } else {
+        host.to_string()
+    }
+}
+
+/// Builds the request; returns it with the key the response must answer.
+pub fn build_request(spec: &RequestSpec) -> (Vec<u8>, String) {
+    let key = spec.key.clone().unwrap_or_else(tungstenite::handshake::client::generate_key);
+    let hostport = if spec.port == 80 || spec.port == 443 {
+        bracket(&spec.host)
+    } else {
+        format!("{}:{}", bracket(&spec.host), spec.port)
+    };
+    let mut lines: Vec<String> = Vec::with_capacity(12 + spec.headers.len());
+    lines.push(format!("GET {} HTTP/1.1", spec.resource));
+    lines.push("Upgrade: websocket".into());
+    if !spec.suppress_host {
+        lines.push(format!("Host: {}", spec.host_header.as_deref().unwrap_or(&hostport)));
+    }
+    if !spec.suppress_origin {
+        let origin = match &spec.origin {
+            Some(o) => o.clone(),
+            None => format!("{}://{}", if spec.secure { "https" } else { "http" }, hostport),
+        };
+        lines.push(format!("Origin: {origin}"));
+    }
+    lines.push(format!("Sec-WebSocket-Key: {key}"));
+    lines.push(format!("Sec-WebSocket-Version: {}", spec.version.as_deref().unwrap_or("13")));
+    lines.push(spec.connection.clone().unwrap_or_else(|| "Connection: Upgrade".into()));
+    if !spec.subprotocols.is_empty() {
+        lines.push(format!("Sec-WebSocket-Protocol: {}", spec.subprotocols.join(",")));
+    }
+    if let Some(ext) = &spec.extensions {
+        lines.push(format!("Sec-WebSocket-Extensions: {ext}"));
+    }
+    lines.extend(spec.headers.iter().cloned());
+    if let Some(cookie) = spec.cookie.as_deref().filter(|c| !c.is_empty()) {
+        lines.push(format!("Cookie: {cookie}"));
+    }
+    let mut text = lines.join("\r\n");
+    text.push_str("\r\n\r\n");
+    (text.into_bytes(), key)
+}
+
+/// A parsed response head.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Response {
+    pub status: u16,
+    pub reason: String,
+    /// Header names as sent, values as sent, in order.
+    pub headers: Vec<(String, String)>,
+    /// Bytes of the head, including the blank line.
+    pub head_len: usize,
+}
+
+impl Response {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.iter().rev().find(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
+    }
+}
+
+pub const MAX_HEADERS: usize = 128;
+pub const MAX_HEAD_BYTES: usize = 64 * 1024;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ParseError {
+    /// More bytes needed.
+    Partial,
+    TooLarge,
+    Invalid(String),
+}
+
+/// Parses a response head from the start of `buf`.
+pub fn parse_response(buf: &[u8]) -> Result<Response, ParseError> {
+    let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
+    let mut resp = httparse::Response::new(&mut headers);
+    match resp.parse(buf) {
+        Ok(httparse::Status::Complete(n)) => Ok(Response {
+            status: resp.code.unwrap_or(0),
+            reason: resp.reason.unwrap_or("").to_string(),
+            headers: resp
+                .headers
+                .iter()
+                .map(|h| (h.name.to_string(), String::from_utf8_lossy(h.value).into_owned()))
+                .collect(),
+            head_len: n,
+        }),
+        Ok(httparse::Status::Partial) if buf.len() >= MAX_HEAD_BYTES => Err(ParseError::TooLarge),
+        Ok(httparse::Status::Partial) => Err(ParseError::Partial),
+        Err(httparse::Error::TooManyHeaders) => Err(ParseError::TooLarge),
+        Err(e) => Err(ParseError::Invalid(e.to_string())),
+    }
+}
+
+/// Checks a 101 response against the request; returns the chosen subprotocol, lowercased
+/// like the reference does.
+pub fn verify_upgrade(resp: &Response, key: &str, subprotocols: &[String]) -> Result<Option<String>, String> {
+    let upgrade_ok = resp.header("upgrade").map(|v| v.eq_ignore_ascii_case("websocket")).unwrap_or(false);
+    let connection_ok = resp
+        .header("connection")
+        .map(|v| v.split(',').any(|t| t.trim().eq_ignore_ascii_case("upgrade")))
+        .unwrap_or(false);
+    if !upgrade_ok || !connection_ok {
+        return Err("Invalid WebSocket Header".into());
+    }
+    let expected = derive_accept_key(key.as_bytes());
+    match resp.header("sec-websocket-accept") {
+        Some(v) if v.trim() == expected => {}
+        _ => return Err("Invalid WebSocket Header".into()),
+    }
+    let chosen = resp.header("sec-websocket-protocol").map(|s| s.trim().to_lowercase());
+    if !subprotocols.is_empty() {
+        match &chosen {
+            Some(p) if subprotocols.iter().any(|s| s.to_lowercase() == *p) => {}
+            _ => return Err("Invalid WebSocket Header".into()),
+        }
+    }
+    Ok(chosen)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn request_has_the_reference_header_order() {
+        let spec = RequestSpec {
+            host: "example.com".into(),
+            port: 80,
+            resource: "/chat?x=1".into(),
+            key: Some("dGhlIHNhbXBsZSBub25jZQ==".into()),
+            subprotocols: vec!["a".into(), "b".into()],
+            headers: vec!["X-Test: 1".into()],
+            cookie: Some("k=v".into()),
+            ..Default::default()
+        };
+        let (req, key) = build_request(&spec);
+        assert_eq!(key, "dGhlIHNhbXBsZSBub25jZQ==");
+        assert_eq!(
+            String::from_utf8(req).unwrap(),
+            "GET /chat?x=1 HTTP/1.1\r\nUpgrade: websocket\r\nHost: example.com\r\nOrigin: http://example.com\r\n\
+             Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\nConnection: Upgrade\r\n\
+             Sec-WebSocket-Protocol: a,b\r\nX-Test: 1\r\nCookie: k=v\r\n\r\n"
+        );
+    }
+
+    #[test]
+    fn ipv6_hosts_are_bracketed_and_ports_kept() {
+        let spec = RequestSpec { host: "::1".into(), port: 8080, resource: "/".into(), secure: true, ..Default::default() };
+        let (req, _) = build_request(&spec);
+        let text = String::from_utf8(req).unwrap();
+        assert!(text.contains("\r\nHost: [::1]:8080\r\n"));
+        assert!(text.contains("\r\nOrigin: https://[::1]:8080\r\n"));
+    }
+
+    fn response(extra: &str, accept: &str) -> Response {
+        let raw = format!(
+            "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: {accept}\r\n{extra}\r\n"
+        );
+        parse_response(raw.as_bytes()).unwrap()
+    }
+
+    #[test]
+    fn accept_key_and_subprotocol_are_checked() {
+        let key = "dGhlIHNhbXBsZSBub25jZQ==";
+        let good = "s3pPLMBiTxaQ9kYGzzhZRbK+xOo=";
+        assert_eq!(verify_upgrade(&response("", good), key, &[]).unwrap(), None);
+        assert!(verify_upgrade(&response("", "wrong"), key, &[]).is_err());
+        let r = response("Sec-WebSocket-Protocol: Chat\r\n", good);
+        assert_eq!(verify_upgrade(&r, key, &["chat".into()]).unwrap().as_deref(), Some("chat"));
+        assert!(verify_upgrade(&r, key, &["other".into()]).is_err());
+    }
+
+    #[test]
+    fn partial_and_oversized_heads() {
+        assert_eq!(parse_response(b"HTTP/1.1 101 Sw"), Err(ParseError::Partial));
+        let big = format!("HTTP/1.1 101 OK\r\nX: {}", "a".repeat(MAX_HEAD_BYTES));
+        assert_eq!(parse_response(big.as_bytes()), Err(ParseError::TooLarge));
+    }
+}

@@ -1,0 +1,133 @@
+//! Incremental UTF-8 validation for text messages that arrive in pieces.
+//!
+//! Pieces are checked as they arrive (vectorised by `simdutf8`), so an invalid sequence fails
+//! the message on the fragment, or even the read, that carries it, not when the message ends.
+//! A code point split across pieces is carried over (at most 3 bytes).
+
+#[derive(Debug, Default, Clone)]
+pub struct Utf8Validator {
+    carry: [u8; 4],
+    carry_len: usize,
+}
+
+#[derive(Debug, PartialEq, Eq)]
+pub struct InvalidUtf8;
+
+fn seq_len(lead: u8) -> usize {
+    match lead {
+        0x00..=0x7F => 1,
+        0xC2..=0xDF => 2,
+        0xE0..=0xEF => 3,
+        0xF0..=0xF4 => 4,
+        _ => 0,
+    }
+}
+
+/// Checks `buf` as a prefix of a valid UTF-8 string: Ok(n) where `buf[n..]` is an incomplete
+/// but so far valid sequence.
+fn check_prefix(buf: &[u8]) -> Result<usize, InvalidUtf8> {
+    match simdutf8::compat::from_utf8(buf) {
+        Ok(_) => Ok(buf.len()),
+        Err(e) if e.error_len().is_none() => Ok(e.valid_up_to()),
+        Err(_) => Err(InvalidUtf8),
+    }
+}
+
+impl Utf8Validator {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    pub fn reset(&mut self) {
+        self.carry_len = 0;
+    }
+
+    /// Validates the next piece of the message.
+    pub fn feed(&mut self, mut data: &[u8]) -> Result<(), InvalidUtf8> {
+        if self.carry_len > 0 {
+            let need = seq_len(self.carry[0]);
+            let take = (need - self.carry_len).min(data.len());
+            self.carry[self.carry_len..self.carry_len + take].copy_from_slice(&data[..take]);
+            self.carry_len += take;
+            data = &data[take..];
+            let done = check_prefix(&self.carry[..self.carry_len])?;
+            if done < self.carry_len {
+                // Still incomplete: only possible when `data` ran out.
+                return Ok(());
+            }
+            self.carry_len = 0;
+        }
+        let done = check_prefix(data)?;
+        let rest = &data[done..];
+        self.carry[..rest.len()].copy_from_slice(rest);
+        self.carry_len = rest.len();
+        Ok(())
+    }
+
+    /// Called at the end of the message: a dangling partial sequence is an error.
+    pub fn finish(&mut self) -> Result<(), InvalidUtf8> {
+        let ok = self.carry_len == 0;
+        self.carry_len = 0;
+        if ok {
+            Ok(())
+        } else {
+            Err(InvalidUtf8)
+        }
+    }
+}
+
+/// Whole-buffer validation.
+pub fn is_valid(data: &[u8]) -> bool {
+    simdutf8::basic::from_utf8(data).is_ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn split_everywhere(s: &[u8]) -> Vec<Result<(), InvalidUtf8>> {
+        (0..=s.len())
+            .map(|i| {
+                let mut v = Utf8Validator::new();
+                v.feed(&s[..i])?;
+                v.feed(&s[i..])?;
+                v.finish()
+            })
+            .collect()
+    }
+
+    #[test]
+    fn valid_text_split_at_every_byte() {
+        let s = "κόσμε héllo 𝄞 ok".as_bytes();
+        assert!(split_everywhere(s).iter().all(|r| r.is_ok()));
+    }
+
+    #[test]
+    fn invalid_bytes_fail_wherever_split() {
+        let s = b"abc\xce\xba\xe1\xbd\xb9\xcf\x83\xce\xbc\xce\xb5\xed\xa0\x80edited";
+        assert!(split_everywhere(s).iter().all(|r| r.is_err()));
+    }
+
+    #[test]
+    fn fails_fast_on_the_first_bad_piece() {
+        let mut v = Utf8Validator::new();
+        assert!(v.feed(b"\xce\xba\xe1\xbd\xb9\xcf\x83\xce\xbc\xce\xb5").is_ok());
+        assert_eq!(v.feed(b"\xf4\x90\x80\x80"), Err(InvalidUtf8));
+    }
+
+    #[test]
+    fn truncated_sequence_at_end_is_an_error() {
+        let mut v = Utf8Validator::new();
+        assert!(v.feed(b"ab\xe2\x82").is_ok());
+        assert_eq!(v.finish(), Err(InvalidUtf8));
+    }
+
+    #[test]
+    fn byte_by_byte_four_byte_sequence() {
+        let mut v = Utf8Validator::new();
+        for b in "𝄞".as_bytes() {
+            v.feed(std::slice::from_ref(b)).unwrap();
+        }
+        v.finish().unwrap();
+    }
+}

@@ -1,0 +1,154 @@
+"""Fixtures shared by the core tests: real servers on 127.0.0.1 (see servers.py).
+
+The suite must run unchanged against websocket-client 1.9.2 (the reference) and against this
+project; which ``websocket`` is imported is decided by the environment, never by this file.
+"""
+
+import os
+import ssl
+import subprocess
+import sys
+
+import pytest
+
+import websocket
+from servers import EchoServer, ScriptedServer
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+
+_ENV_TO_CLEAR = (
+    "http_proxy",
+    "HTTP_PROXY",
+    "https_proxy",
+    "HTTPS_PROXY",
+    "no_proxy",
+    "NO_PROXY",
+    "WEBSOCKET_CLIENT_CA_BUNDLE",
+    "SSLKEYLOGFILE",
+)
+
+
+def pytest_report_header(config):
+    return (
+        f"websocket under test: {os.path.dirname(websocket.__file__)} "
+        f"(version {getattr(websocket, '__version__', '?')}, "
+        f"STRICT={hasattr(websocket, '_native')})"
+    )
+
+
+@pytest.fixture(autouse=True)
+def _clean_env(monkeypatch):
+    """No proxy or CA variables from the outer environment may change what a test sees."""
+    for k in _ENV_TO_CLEAR:
+        monkeypatch.delenv(k, raising=False)
+    yield
+    websocket.setdefaulttimeout(None)
+
+
+@pytest.fixture(scope="session")
+def echo_server():
+    srv = EchoServer()
+    yield srv
+    srv.stop()
+
+
+@pytest.fixture(scope="session")
+def echo_url(echo_server):
+    return echo_server.url
+
+
+@pytest.fixture
+def scripted():
+    """Factory: ``srv = scripted(script)`` starts a ScriptedServer; all are stopped at the end."""
+    servers = []
+
+    def make(script, **kw):
+        srv = ScriptedServer(script, **kw)
+        servers.append(srv)
+        return srv
+
+    yield make
+    for s in servers:
+        s.stop()
+
+
+@pytest.fixture
+def closed_port():
+    """A port on 127.0.0.1 on which nothing listens."""
+    import socket
+
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
+
+
+# -- TLS ---------------------------------------------------------------------------------
+
+@pytest.fixture(scope="session")
+def tls_ca():
+    trustme = pytest.importorskip("trustme")
+    return trustme.CA()
+
+
+@pytest.fixture(scope="session")
+def ca_file(tls_ca, tmp_path_factory):
+    """Path of a PEM file holding the test CA that signed the TLS server's certificate."""
+    path = tmp_path_factory.mktemp("ca") / "ca.pem"
+    tls_ca.cert_pem.write_to_path(str(path))
+    return str(path)
+
+
+@pytest.fixture(scope="session")
+def tls_server(tls_ca):
+    """wss:// echo server; its certificate is valid for 127.0.0.1 and localhost.
+    ``tls_server.sni`` lists the server names the clients sent (SNI)."""
+    cert = tls_ca.issue_cert("127.0.0.1", "localhost")
+    ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    cert.configure_cert(ctx)
+    sni = []
+
+    def on_sni(sslobj, name, context):
+        sni.append(name)
+
+    ctx.sni_callback = on_sni
+    srv = EchoServer(ssl_context=ctx)
+    srv.sni = sni
+    yield srv
+    srv.stop()
+
+
+# -- a server in another process ---------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def echo_server_proc():
+    """Echo server in a child process, so its sockets and threads are not counted in ours."""
+    proc = subprocess.Popen(
+        [sys.executable, os.path.join(HERE, "servers.py")],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        port = int(proc.stdout.readline())
+        yield f"ws://127.0.0.1:{port}"
+    finally:
+        proc.stdin.close()
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+        proc.stdout.close()
+
+
+@pytest.fixture
+def child_env():
+    """Environment for child Python processes: they must import the same ``websocket``."""
+    env = dict(os.environ)
+    pkg_parent = os.path.dirname(os.path.dirname(os.path.abspath(websocket.__file__)))
+    env["PYTHONPATH"] = os.pathsep.join([pkg_parent, HERE] + ([env["PYTHONPATH"]] if env.get("PYTHONPATH") else []))
+    for k in _ENV_TO_CLEAR:
+        env.pop(k, None)
+    return env

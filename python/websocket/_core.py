@@ -294,7 +294,7 @@ class WebSocket:
         self._user_socket = user_socket
         self.sock = _SocketView(self, conn)
         self.handshake_response = handshake_response(
-            conn.status, _response_headers(conn.headers), conn.subprotocol
+            conn.status, _response_headers(conn.take_headers()), conn.subprotocol
         )
         self.connected = True
         self.close_frame = None

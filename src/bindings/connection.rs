@@ -133,8 +133,8 @@ fn mode_from(i: u8) -> PyResult<Mode> {
 pub struct Connection {
     conn: Arc<Conn>,
     status: u16,
-    reason: String,
-    headers: Vec<(String, String)>,
+    /// Handed to Python once (`take_headers`), so idle connections don't keep two copies.
+    headers: Mutex<Vec<(String, String)>>,
     subprotocol: Option<String>,
     skip_utf8: AtomicBool,
 }
@@ -241,8 +241,7 @@ impl Connection {
                 Connection {
                     conn,
                     status: hs.status,
-                    reason: hs.reason,
-                    headers: hs.headers,
+                    headers: Mutex::new(hs.headers),
                     subprotocol: hs.subprotocol,
                     skip_utf8: AtomicBool::new(skip_utf8),
                 },
@@ -361,14 +360,9 @@ impl Connection {
         self.status
     }
 
-    #[getter]
-    fn reason(&self) -> &str {
-        &self.reason
-    }
-
-    #[getter]
-    fn headers(&self) -> Vec<(String, String)> {
-        self.headers.clone()
+    /// The handshake response headers `(name, value)` as sent; empty after the first call.
+    fn take_headers(&self) -> Vec<(String, String)> {
+        std::mem::take(&mut *self.headers.lock())
     }
 
     #[getter]

@@ -204,18 +204,10 @@ impl Stream {
         }
     }
 
-    /// Queues a TLS close_notify (best effort) and shuts the socket down both ways; this
-    /// wakes up any thread blocked on it.
+    /// Shuts the socket down both ways, which wakes up any thread blocked on it. No TLS
+    /// close_notify is sent (websocket-client does not send one either): bytes already
+    /// sealed by a writer could otherwise follow it out of order.
     pub fn shutdown(&self) {
-        if let Some(tls) = &self.tls {
-            if let Some(mut c) = tls.try_lock() {
-                c.send_close_notify();
-                let mut out = Vec::new();
-                while c.wants_write() && c.write_tls(&mut out).is_ok() {}
-                drop(c);
-                let _ = sys::send(self.fd(), &out, true);
-            }
-        }
         sys::shutdown(self.fd());
     }
 }

@@ -39,17 +39,14 @@ _PROXY_KEYS = ("http_proxy_host", "http_proxy_port", "http_proxy_auth", "proxy_t
 def _normalize_headers(
     header: Union[None, List[str], Dict[str, Optional[str]]],
 ) -> Tuple[List[str], Optional[str], Optional[str]]:
-    """User headers as ``Name: value`` lines, plus Sec-WebSocket-Key/Version overrides."""
+    """User headers as ``Name: value`` lines, plus the Sec-WebSocket-Key/Version a header
+    dict sets (those lines then stay where the user put them, as in the reference)."""
     if header is None:
         return [], None, None
     if isinstance(header, dict):
         key = header.get("Sec-WebSocket-Key")
         version = header.get("Sec-WebSocket-Version")
-        lines = [
-            f"{k}: {v}"
-            for k, v in header.items()
-            if v is not None and k not in ("Sec-WebSocket-Key", "Sec-WebSocket-Version")
-        ]
+        lines = [f"{k}: {v}" for k, v in header.items() if v is not None]
         return lines, key, (str(version) if version is not None else None)
     return [str(h) for h in header], None, None
 
@@ -288,6 +285,10 @@ class WebSocket:
                 raise WebSocketException("Redirect limit exhausted")
             redirects_left -= 1
             url = self._redirect_target(url, location)
+            try:
+                parse_url(url)
+            except ValueError as e:
+                raise WebSocketException(f"Invalid redirect target {location!r}: {e}") from None
             user_socket = None
         conn = result
         self._conn = conn
@@ -323,7 +324,9 @@ class WebSocket:
         native_opts: Dict[str, Any] = {
             "header": headers,
             "key": key,
+            "key_in_headers": key is not None,
             "version": version,
+            "version_in_headers": version is not None,
             "cookie": cookie or None,
             "origin": options.get("origin"),
             "suppress_origin": bool(options.get("suppress_origin", False)),

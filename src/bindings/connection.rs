@@ -209,6 +209,8 @@ impl Connection {
             suppress_origin: opt(o, "suppress_origin")?.unwrap_or(false),
             key: opt(o, "key")?,
             version: opt(o, "version")?,
+            key_in_headers: opt(o, "key_in_headers")?.unwrap_or(false),
+            version_in_headers: opt(o, "version_in_headers")?.unwrap_or(false),
             connection: opt(o, "connection")?,
             subprotocols: opt(o, "subprotocols")?.unwrap_or_default(),
             headers: opt(o, "header")?.unwrap_or_default(),

@@ -18,6 +18,10 @@ pub struct RequestSpec {
     /// Overrides of the generated `Sec-WebSocket-Key` / `Sec-WebSocket-Version`.
     pub key: Option<String>,
     pub version: Option<String>,
+    /// The user's headers already carry the key / version line (a header dict naming
+    /// them): the generated line is left out, as the reference does.
+    pub key_in_headers: bool,
+    pub version_in_headers: bool,
     /// Replaces the whole `Connection: Upgrade` line.
     pub connection: Option<String>,
     pub subprotocols: Vec<String>,
@@ -57,8 +61,12 @@ pub fn build_request(spec: &RequestSpec) -> (Vec<u8>, String) {
         };
         lines.push(format!("Origin: {origin}"));
     }
-    lines.push(format!("Sec-WebSocket-Key: {key}"));
-    lines.push(format!("Sec-WebSocket-Version: {}", spec.version.as_deref().unwrap_or("13")));
+    if !spec.key_in_headers {
+        lines.push(format!("Sec-WebSocket-Key: {key}"));
+    }
+    if !spec.version_in_headers {
+        lines.push(format!("Sec-WebSocket-Version: {}", spec.version.as_deref().unwrap_or("13")));
+    }
     lines.push(spec.connection.clone().unwrap_or_else(|| "Connection: Upgrade".into()));
     if !spec.subprotocols.is_empty() {
         lines.push(format!("Sec-WebSocket-Protocol: {}", spec.subprotocols.join(",")));
@@ -141,14 +149,15 @@ pub fn verify_upgrade(resp: &Response, key: &str, subprotocols: &[String]) -> Re
         Some(v) if v.trim() == expected => {}
         _ => return Err("Invalid WebSocket Header".into()),
     }
-    let chosen = resp.header("sec-websocket-protocol").map(|s| s.trim().to_lowercase());
-    if !subprotocols.is_empty() {
-        match &chosen {
-            Some(p) if subprotocols.iter().any(|s| s.to_lowercase() == *p) => {}
-            _ => return Err("Invalid WebSocket Header".into()),
-        }
+    if subprotocols.is_empty() {
+        // Like the reference: a subprotocol nobody asked for is ignored.
+        return Ok(None);
     }
-    Ok(chosen)
+    let chosen = resp.header("sec-websocket-protocol").map(|s| s.trim().to_lowercase());
+    match &chosen {
+        Some(p) if subprotocols.iter().any(|s| s.to_lowercase() == *p) => Ok(chosen),
+        _ => Err("Invalid WebSocket Header".into()),
+    }
 }
 
 #[cfg(test)]

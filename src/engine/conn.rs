@@ -221,24 +221,17 @@ impl Conn {
             self.after_feed(st, before, result, &mut replies, traced);
             return self.finish_read(st, res, replies, added);
         }
-        let res = MutexGuard::unlocked(st, || {
-            SCRATCH_BUF.with(|cell| {
-                let mut buf = cell.borrow_mut();
-                match self.stream.read(&mut buf, dontwait) {
-                    Ok(ReadOutcome::Data(n)) => Ok((ReadOutcome::Data(n), buf[..n].to_vec())),
-                    Ok(other) => Ok((other, Vec::new())),
-                    Err(e) => Err(e),
+        SCRATCH_BUF.with(|cell| {
+            let mut buf = cell.borrow_mut();
+            let res = MutexGuard::unlocked(st, || self.stream.read(&mut buf, dontwait));
+            match res {
+                Ok(ReadOutcome::Data(n)) => {
+                    let replies = self.feed(st, &buf[..n]);
+                    (true, replies, n)
                 }
-            })
-        });
-        match res {
-            Ok((ReadOutcome::Data(n), data)) => {
-                replies = self.feed(st, &data);
-                (true, replies, n)
+                other => self.finish_read(st, other, replies, 0),
             }
-            Ok((other, _)) => self.finish_read(st, Ok(other), replies, 0),
-            Err(e) => self.finish_read(st, Err(e), replies, 0),
-        }
+        })
     }
 
     fn finish_read(

@@ -181,7 +181,7 @@ impl Conn {
         }
         for item in st.queue.iter().skip(before) {
             st.queued_bytes += item.data.len();
-            if item.opcode == OP_CLOSE && st.codec.config().mode != Mode::Raw {
+            if item.opcode == OP_CLOSE {
                 st.peer_close = Some(item.data.clone());
             }
         }

@@ -2,6 +2,10 @@
 
 The suite must run unchanged against websocket-client 1.9.2 (the reference) and against this
 project; which ``websocket`` is imported is decided by the environment, never by this file.
+Tests of the few deliberate differences check ``STRICT = hasattr(websocket, "_native")``; the
+differences are listed in the docstrings of test_core_frames.py and test_core_leaks.py.
+
+Needs: pytest, pytest-timeout, websockets>=15, trustme.
 """
 
 import os

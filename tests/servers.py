@@ -480,8 +480,11 @@ class EchoServer:
             self._loop.close()
 
     async def _main(self):
+        import websockets
         from websockets.asyncio.server import serve
 
+        if int(websockets.__version__.split(".")[0]) < 15:
+            raise RuntimeError(f"the test servers need websockets>=15, not {websockets.__version__}")
         self._stop = self._loop.create_future()
         async with serve(
             self._handler,

@@ -419,7 +419,11 @@ class WebSocket:
         """
         with self.readlock:
             if self._native_recv and not self.fire_cont_frame:
-                opcode, data = self._require_conn().recv_data(self.sock_opt.timeout, True, False)
+                try:
+                    opcode, data = self._require_conn().recv_data(self.sock_opt.timeout, True, False)
+                except WebSocketConnectionClosedException:
+                    self.shutdown()
+                    raise
                 if opcode == ABNF.OPCODE_CLOSE:
                     self._on_peer_close(data)
             else:
@@ -442,7 +446,11 @@ class WebSocket:
         if self._raw_frames:
             return self._recv_data_frame_python(control_frame)
         conn = self._require_conn()
-        opcode, fin, rsv, data = conn.recv_frame(control_frame, self.sock_opt.timeout)
+        try:
+            opcode, fin, rsv, data = conn.recv_frame(control_frame, self.sock_opt.timeout)
+        except WebSocketConnectionClosedException:
+            self.shutdown()
+            raise
         frame = ABNF(int(fin), rsv >> 2 & 1, rsv >> 1 & 1, rsv & 1, opcode, 0, data)
         if opcode == ABNF.OPCODE_CLOSE:
             self._on_peer_close(data)
@@ -457,7 +465,11 @@ class WebSocket:
         frames, exactly as they arrived, and full control as in the reference.
         """
         conn = self._require_conn()
-        opcode, fin, rsv, data = conn.recv_frame(True, self.sock_opt.timeout)
+        try:
+            opcode, fin, rsv, data = conn.recv_frame(True, self.sock_opt.timeout)
+        except WebSocketConnectionClosedException:
+            self.shutdown()
+            raise
         return ABNF(int(fin), rsv >> 2 & 1, rsv >> 1 & 1, rsv & 1, opcode, 0, data)
 
     def _recv_data_frame_python(self, control_frame: bool) -> Tuple[int, ABNF]:
@@ -505,8 +517,11 @@ class WebSocket:
         self.connected = False
         if isinstance(reason, str):
             reason = reason.encode("utf-8")
-        conn = self._require_conn()
-        conn.send_close(struct.pack("!H", status) + reason, self.sock_opt.timeout)
+        payload = struct.pack("!H", status) + reason
+        if not self._native_send:
+            self.send(payload, ABNF.OPCODE_CLOSE)
+            return
+        self._require_conn().send_close(payload, self.sock_opt.timeout)
 
     def close(self, status: int = STATUS_NORMAL, reason: bytes = b"", timeout: Optional[float] = 3) -> None:
         """Close handshake: sends a close frame, waits up to ``timeout`` seconds for the
@@ -519,8 +534,12 @@ class WebSocket:
             self.connected = False
             if isinstance(reason, str):
                 reason = reason.encode("utf-8")
+            payload = struct.pack("!H", status) + reason
             try:
-                peer = conn.close(struct.pack("!H", status) + reason, timeout)
+                if not self._native_send:
+                    # A subclass's send_frame sees the close frame, as in the reference.
+                    self.send(payload, ABNF.OPCODE_CLOSE)
+                peer = conn.close(payload, timeout)
             except (WebSocketException, OSError):
                 peer = None
             if peer is not None:

@@ -43,7 +43,7 @@ fn ssl_exc(py: Python<'_>, e: &TlsError) -> PyErr {
 pub fn to_pyerr(py: Python<'_>, e: Error, interrupted: Option<PyErr>) -> PyErr {
     match e {
         Error::Net(NetError::Io(io)) => PyErr::from(io),
-        Error::Net(NetError::Address(m)) => ws_exc(py, "WebSocketAddressException", m),
+        Error::Net(NetError::Address(m)) => address_error(py, &m),
         Error::Net(NetError::Timeout) => ws_exc(py, "WebSocketTimeoutException", "timed out".into()),
         Error::Net(NetError::Interrupted) => interrupted.unwrap_or_else(|| PyKeyboardInterrupt::new_err(())),
         Error::Net(NetError::Closed(m)) | Error::Closed(m) => ws_exc(py, "WebSocketConnectionClosedException", m),
@@ -53,23 +53,37 @@ pub fn to_pyerr(py: Python<'_>, e: Error, interrupted: Option<PyErr>) -> PyErr {
         Error::Protocol(Failure::Payload(m)) => ws_exc(py, "WebSocketPayloadException", m),
         Error::Protocol(Failure::TooBig(m)) => ws_exc(py, "WebSocketPayloadException", m),
         Error::Handshake(m) => ws_exc(py, "WebSocketException", m),
+        Error::Protocol(Failure::BadCloseReason(m)) => ws_exc(py, "WebSocketProtocolException", m),
         Error::Value(m) => PyValueError::new_err(m),
         Error::BadStatus { status, reason, headers, body } => bad_status(py, status, reason, headers, body),
     }
 }
 
 fn bad_status(py: Python<'_>, status: u16, reason: String, headers: Vec<(String, String)>, body: Vec<u8>) -> PyErr {
+/// `WebSocketAddressException(socket.gaierror(code, reason))`, as the reference wraps it.
+fn address_error(py: Python<'_>, msg: &str) -> PyErr {
+    let reason = msg.trim_start_matches("failed to lookup address information: ");
+    let code = match reason {
+        r if r.contains("Temporary failure") => -3,
+        r if r.contains("No address associated") => -5,
+        _ => -2,
+    };
+    let build = || -> PyResult<PyErr> {
+        let gai = py.import("socket")?.getattr("gaierror")?.call1((code, reason))?;
+        let cls = py.import("websocket._exceptions")?.getattr("WebSocketAddressException")?;
+        Ok(PyErr::from_value(cls.call1((gai,))?))
+    };
+    build().unwrap_or_else(|err| err)
+}
+
     let build = || -> PyResult<PyErr> {
         let dict = PyDict::new(py);
         for (k, v) in &headers {
             dict.set_item(k.to_lowercase(), v)?;
         }
         let body_obj: Py<PyAny> = if body.is_empty() { py.None() } else { PyBytes::new(py, &body).into_any().unbind() };
-        let message = format!(
-            "Handshake status {status} {reason} -+-+- {} -+-+- {}",
-            dict.repr()?,
-            body_obj.bind(py).repr()?
-        );
+        let body_text = if body.is_empty() { "None".to_string() } else { String::from_utf8_lossy(&body).into_owned() };
+        let message = format!("Handshake status {status} {reason} -+-+- {} -+-+- {body_text}", dict.repr()?);
         let cls = py.import("websocket._exceptions")?.getattr("WebSocketBadStatusException")?;
         Ok(PyErr::from_value(cls.call1((message, status, reason, dict, body_obj))?))
     };

@@ -547,6 +547,9 @@ impl Conn {
         interrupt: Interrupt<'_>,
     ) -> Result<usize, Error> {
         let mask = Some(mask.unwrap_or_else(random_mask));
+        if opcode == OP_CLOSE {
+            self.close_sent.store(true, Ordering::Release);
+        }
         let mut w = self.write.lock();
         if !w.pending.is_empty() {
             let pending = std::mem::take(&mut w.pending);

@@ -66,6 +66,8 @@ pub enum Failure {
     Payload(String),
     /// 1009
     TooBig(String),
+    /// 1007, in a close frame's reason (reported as a protocol error, as the reference does)
+    BadCloseReason(String),
 }
 
 impl Failure {
@@ -74,11 +76,12 @@ impl Failure {
             Failure::Protocol(_) => 1002,
             Failure::Payload(_) => 1007,
             Failure::TooBig(_) => 1009,
+            Failure::BadCloseReason(_) => 1007,
         }
     }
     pub fn message(&self) -> &str {
         match self {
-            Failure::Protocol(m) | Failure::Payload(m) | Failure::TooBig(m) => m,
+            Failure::Protocol(m) | Failure::Payload(m) | Failure::TooBig(m) | Failure::BadCloseReason(m) => m,
         }
     }
 }
@@ -416,7 +419,7 @@ impl Codec {
                     return Err(self.fail(Failure::Protocol(format!("Invalid close opcode {code}"))));
                 }
                 if !super::utf8::is_valid(&data[2..]) {
-                    return Err(self.fail(Failure::Payload("invalid UTF-8 in the close reason".into())));
+                    return Err(self.fail(Failure::BadCloseReason("Invalid close frame: the reason is not UTF-8".into())));
                 }
                 Some(code)
             }

@@ -52,11 +52,27 @@ pub fn to_pyerr(py: Python<'_>, e: Error, interrupted: Option<PyErr>) -> PyErr {
         Error::Protocol(Failure::Protocol(m)) => ws_exc(py, "WebSocketProtocolException", m),
         Error::Protocol(Failure::Payload(m)) => ws_exc(py, "WebSocketPayloadException", m),
         Error::Protocol(Failure::TooBig(m)) => ws_exc(py, "WebSocketPayloadException", m),
-        Error::Handshake(m) => ws_exc(py, "WebSocketException", m),
         Error::Protocol(Failure::BadCloseReason(m)) => ws_exc(py, "WebSocketProtocolException", m),
+        Error::Handshake(m) => ws_exc(py, "WebSocketException", m),
         Error::Value(m) => PyValueError::new_err(m),
         Error::BadStatus { status, reason, headers, body } => bad_status(py, status, reason, headers, body),
     }
+}
+
+/// `WebSocketAddressException(socket.gaierror(code, reason))`, as the reference wraps it.
+fn address_error(py: Python<'_>, msg: &str) -> PyErr {
+    let reason = msg.trim_start_matches("failed to lookup address information: ");
+    let code = match reason {
+        r if r.contains("Temporary failure") => -3,
+        r if r.contains("No address associated") => -5,
+        _ => -2,
+    };
+    let build = || -> PyResult<PyErr> {
+        let gai = py.import("socket")?.getattr("gaierror")?.call1((code, reason))?;
+        let cls = py.import("websocket._exceptions")?.getattr("WebSocketAddressException")?;
+        Ok(PyErr::from_value(cls.call1((gai,))?))
+    };
+    build().unwrap_or_else(|err| err)
 }
 
 fn bad_status(py: Python<'_>, status: u16, reason: String, headers: Vec<(String, String)>, body: Vec<u8>) -> PyErr {

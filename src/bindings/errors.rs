@@ -76,22 +76,6 @@ fn address_error(py: Python<'_>, msg: &str) -> PyErr {
 }
 
 fn bad_status(py: Python<'_>, status: u16, reason: String, headers: Vec<(String, String)>, body: Vec<u8>) -> PyErr {
-/// `WebSocketAddressException(socket.gaierror(code, reason))`, as the reference wraps it.
-fn address_error(py: Python<'_>, msg: &str) -> PyErr {
-    let reason = msg.trim_start_matches("failed to lookup address information: ");
-    let code = match reason {
-        r if r.contains("Temporary failure") => -3,
-        r if r.contains("No address associated") => -5,
-        _ => -2,
-    };
-    let build = || -> PyResult<PyErr> {
-        let gai = py.import("socket")?.getattr("gaierror")?.call1((code, reason))?;
-        let cls = py.import("websocket._exceptions")?.getattr("WebSocketAddressException")?;
-        Ok(PyErr::from_value(cls.call1((gai,))?))
-    };
-    build().unwrap_or_else(|err| err)
-}
-
     let build = || -> PyResult<PyErr> {
         let dict = PyDict::new(py);
         for (k, v) in &headers {

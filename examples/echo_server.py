@@ -5,11 +5,11 @@
 import argparse
 import asyncio
 
-from websockets.asyncio.server import serve
+from websockets.asyncio.server import ServerConnection, serve
 
 
 async def main(host: str, port: int, close_after: int) -> None:
-    async def echo(ws):
+    async def echo(ws: ServerConnection) -> None:
         n = 0
         async for message in ws:
             await ws.send(message)

@@ -9,4 +9,6 @@ from ._core import *  # noqa: F401,F403
 from ._exceptions import *  # noqa: F401,F403
 from ._logging import *  # noqa: F401,F403
 from ._socket import *  # noqa: F401,F403
-from ._native import ENGINE_VERSION as __version__  # the one version: Cargo.toml's
+from . import _native
+
+__version__: str = _native.ENGINE_VERSION  # the one version: Cargo.toml's

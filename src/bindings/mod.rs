@@ -46,9 +46,13 @@ fn validate_utf8(data: &[u8]) -> bool {
 
 pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     if LOG_RESET.get().is_none() {
-        let handle = pyo3_log::try_init();
-        if let Ok(h) = handle {
-            let _ = LOG_RESET.set(h);
+        // Loggers are cached, levels are not: a `setLevel` on the "websocket" logger takes
+        // effect at once. Frame traces are gated by `set_trace` before `log` is reached, so
+        // the only per-frame cost when tracing is off is one atomic load.
+        let logger = pyo3_log::Logger::new(m.py(), pyo3_log::Caching::Loggers)?;
+        let handle = logger.reset_handle();
+        if logger.install().is_ok() {
+            let _ = LOG_RESET.set(handle);
         }
     }
     m.add_function(wrap_pyfunction!(set_trace, m)?)?;

@@ -22,9 +22,9 @@ from ._exceptions import (
     WebSocketConnectionClosedException,
     WebSocketException,
     WebSocketProtocolException,
-    WebSocketProxyException,
 )
 from ._handshake import CookieJar, SUPPORTED_REDIRECT_STATUSES, handshake_response
+from ._proxy import engine_proxy
 from ._socket import getdefaulttimeout, sock_opt
 from ._ssl_options import tls_options
 from ._url import parse_url
@@ -33,7 +33,6 @@ from ._utils import NoLock
 __all__ = ["WebSocket", "create_connection"]
 
 _MODE_MESSAGES, _MODE_FRAGMENTS, _MODE_RAW = 0, 1, 2
-_PROXY_KEYS = ("http_proxy_host", "http_proxy_port", "http_proxy_auth", "proxy_type")
 
 
 def _normalize_headers(
@@ -266,7 +265,10 @@ class WebSocket:
         Options: header (list or dict), cookie, origin, suppress_origin, host,
         suppress_host, subprotocols, timeout, redirect_limit (3), connection, socket,
         sockopt/sslopt (constructor), max_size (largest message accepted, beyond the
-        reference), and the proxy options. Raises WebSocketBadStatusException for a
+        reference), and the proxy options http_proxy_host, http_proxy_port,
+        http_proxy_auth=(user, password), http_no_proxy, proxy_type (http, socks4,
+        socks4a, socks5, socks5h) and http_proxy_timeout (see ``websocket._proxy``);
+        WebSocketProxyException when the proxy refuses. Raises WebSocketBadStatusException for a
         non-101 answer, WebSocketException for a bad handshake, WebSocketAddressException
         when the host does not resolve, OSError (ConnectionRefusedError...) from connect,
         ssl.SSLError subclasses for TLS failures, WebSocketTimeoutException on timeout.
@@ -310,10 +312,10 @@ class WebSocket:
 
     def _open(self, url: str, user_socket: Optional[socket.socket], options: Dict[str, Any]) -> Any:
         hostname, port, resource, is_secure = parse_url(url)
-        if any(options.get(k) for k in _PROXY_KEYS[:2]):
-            raise WebSocketProxyException(
-                "HTTP/SOCKS proxies are not implemented in this version of websocket-rust yet"
-            )
+        # A given socket is used as is: no proxy, no TLS (as the reference).
+        proxy = None if user_socket is not None else engine_proxy(
+            hostname, is_secure, options, self.sock_opt.timeout
+        )
         headers, key, version = _normalize_headers(options.get("header"))
         server_cookie = CookieJar.get(hostname)
         cookie = "; ".join(c for c in (server_cookie, options.get("cookie")) if c)
@@ -338,6 +340,7 @@ class WebSocket:
             "sockopt": list(self.sock_opt.sockopt or []),
             "tls": tls_options(self.sock_opt.sslopt, hostname) if is_secure else None,
             "socket_fd": user_socket.fileno() if user_socket is not None else None,
+            "proxy": proxy,
             "skip_utf8_validation": self.skip_utf8_validation,
             "mode": mode,
             "max_size": options.get("max_size"),

@@ -20,6 +20,7 @@ use crate::engine::error::Error;
 use crate::protocol::codec::{Config, Item, Mode};
 use crate::protocol::frame::OP_TEXT;
 use crate::protocol::handshake::RequestSpec;
+use crate::transport::proxy::{ProxyKind, ProxySpec};
 use crate::transport::tcp::{OptValue, SockOpt};
 use crate::transport::tls::{CertReqs, TlsOptions};
 
@@ -97,7 +98,20 @@ fn tls_options(d: &Bound<'_, PyDict>) -> PyResult<TlsOptions> {
     o.password = opt::<Vec<u8>>(d, "password")?;
     o.server_hostname = opt::<String>(d, "server_hostname")?;
     o.min_version = opt::<u8>(d, "min_version")?;
+    o.max_version = opt::<u8>(d, "max_version")?;
+    o.keylog = opt::<String>(d, "keylog")?.map(Into::into);
     Ok(o)
+}
+
+/// `{"type": "http"|"socks4"|..., "host", "port", "auth": (user, password) | None,
+/// "timeout": seconds | None}`, as `_core` resolves it.
+fn proxy_spec(d: &Bound<'_, PyDict>) -> PyResult<ProxySpec> {
+    let name: String = opt(d, "type")?.unwrap_or_else(|| "http".to_string());
+    let kind = ProxyKind::parse(&name)
+        .ok_or_else(|| PyValueError::new_err(format!("unknown proxy type {name:?}: use http, socks4, socks4a, socks5 or socks5h")))?;
+    let host: String = opt(d, "host")?.ok_or_else(|| PyValueError::new_err("proxy host missing"))?;
+    let port: u16 = opt(d, "port")?.ok_or_else(|| PyValueError::new_err("proxy port missing"))?;
+    Ok(ProxySpec { kind, host, port, auth: opt(d, "auth")?, timeout: secs(opt(d, "timeout")?)? })
 }
 
 fn sockopts(list: Option<Vec<Bound<'_, PyAny>>>) -> PyResult<Vec<SockOpt>> {
@@ -229,6 +243,10 @@ impl Connection {
             sockopts: sockopts(opt(o, "sockopt")?)?,
             tls,
             socket_fd: opt(o, "socket_fd")?,
+            proxy: match o.get_item("proxy")? {
+                Some(d) if !d.is_none() => Some(proxy_spec(d.cast::<PyDict>()?)?),
+                _ => None,
+            },
             codec: Config {
                 mode: mode_from(opt(o, "mode")?.unwrap_or(0))?,
                 skip_utf8,

@@ -33,6 +33,7 @@ fn ssl_exc(py: Python<'_>, e: &TlsError) -> PyErr {
                 PyErr::from_value(inst)
             }
             TlsError::Protocol(m) => PyErr::from_value(ssl.getattr("SSLError")?.call1((1, m.as_str()))?),
+            TlsError::Eof(m) => PyErr::from_value(ssl.getattr("SSLEOFError")?.call1((8, m.as_str()))?),
             TlsError::Config(m) => ws_exc(py, "WebSocketException", m.clone()),
         })
     };

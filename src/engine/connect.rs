@@ -1,5 +1,7 @@
-//! Opening a connection: TCP (or a given socket), TLS, the HTTP upgrade, then a `Conn`.
+//! Opening a connection: TCP (or a given socket), a proxy tunnel, TLS, the HTTP upgrade,
+//! then a `Conn`.
 
+use std::os::fd::{AsRawFd, OwnedFd};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -8,6 +10,7 @@ use super::error::Error;
 use super::trace;
 use crate::protocol::codec::Config;
 use crate::protocol::handshake::{self, ParseError, RequestSpec, Response};
+use crate::transport::proxy::{self, ProxySpec};
 use crate::transport::stream::{ReadOutcome, Stream};
 use crate::transport::tcp::{self, SockOpt};
 use crate::transport::tls::TlsOptions;
@@ -21,6 +24,8 @@ pub struct ConnectSpec {
     pub tls: Option<TlsOptions>,
     /// An already connected socket to use instead of connecting.
     pub socket_fd: Option<i32>,
+    /// A proxy to tunnel through (ignored with `socket_fd`, like the reference).
+    pub proxy: Option<ProxySpec>,
     pub codec: Config,
 }
 
@@ -41,12 +46,22 @@ const REDIRECTS: [u16; 5] = [301, 302, 303, 307, 308];
 const MAX_ERROR_BODY: usize = 1 << 20;
 
 pub fn connect(spec: &ConnectSpec, interrupt: Interrupt<'_>) -> Result<Outcome, Error> {
-    let deadline = Deadline::after(spec.timeout);
+    let mut deadline = Deadline::after(spec.timeout);
     let stream = match spec.socket_fd {
         Some(fd) => Stream::plain(tcp::adopt(fd)?),
         None => {
-            let addrs = tcp::resolve(&spec.request.host, spec.request.port)?;
-            let fd = tcp::connect(&addrs, &spec.sockopts, deadline, interrupt)?;
+            let fd = match &spec.proxy {
+                None => {
+                    let addrs = tcp::resolve(&spec.request.host, spec.request.port)?;
+                    tcp::connect(&addrs, &spec.sockopts, deadline, interrupt)?
+                }
+                Some(p) => {
+                    let fd = via_proxy(spec, p, interrupt)?;
+                    // TLS and the upgrade get the whole timeout after the tunnel is up.
+                    deadline = Deadline::after(spec.timeout);
+                    fd
+                }
+            };
             match &spec.tls {
                 Some(opts) => Stream::tls(fd, opts, &spec.request.host, deadline, interrupt)?,
                 None => Stream::plain(fd),
@@ -90,6 +105,24 @@ pub fn connect(spec: &ConnectSpec, interrupt: Interrupt<'_>) -> Result<Outcome, 
         conn,
         Handshake { status: resp.status, reason: resp.reason, headers: resp.headers, subprotocol },
     ))
+}
+
+/// Connects to the proxy and has it tunnel to the request's host; the proxy's own timeout
+/// covers both steps.
+fn via_proxy(spec: &ConnectSpec, proxy: &ProxySpec, interrupt: Interrupt<'_>) -> Result<OwnedFd, Error> {
+    let deadline = Deadline::after(proxy.timeout);
+    let addrs = tcp::resolve(&proxy.host, proxy.port)?;
+    let fd = tcp::connect(&addrs, &spec.sockopts, deadline, interrupt)?;
+    if trace::enabled() && proxy.kind == proxy::ProxyKind::Http {
+        log::debug!(target: trace::TARGET, "Connecting proxy...");
+    }
+    let log = |title: &str, text: &str| {
+        if trace::enabled() {
+            trace::dump(title, text);
+        }
+    };
+    proxy::tunnel(fd.as_raw_fd(), proxy, &spec.request.host, spec.request.port, deadline, interrupt, &log)?;
+    Ok(fd)
 }
 
 fn read_more(stream: &Stream, buf: &mut Vec<u8>, deadline: Deadline, interrupt: Interrupt<'_>) -> Result<bool, Error> {

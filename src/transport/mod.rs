@@ -1,6 +1,8 @@
-//! Sockets, TLS and (later) proxies. Nothing here knows about Python: blocking calls take a
+//! Sockets, TLS and proxies. Nothing here knows about Python: blocking calls take a
 //! deadline and an `Interrupt` check that the bindings implement with Python's signal check.
 
+pub mod keys;
+pub mod proxy;
 pub mod stream;
 pub mod sys;
 pub mod tcp;

@@ -82,7 +82,9 @@ impl Stream {
                 continue;
             }
             match sys::recv(self.fd(), &mut raw, false) {
-                Ok(0) => return Err(NetError::Closed("EOF occurred in violation of protocol (TLS handshake)".into())),
+                Ok(0) => {
+                    return Err(NetError::Tls(tls::TlsError::Eof("EOF occurred in violation of protocol (TLS handshake)".into())))
+                }
                 Ok(n) => {
                     let mut c = tls.lock();
                     let r = feed_tls(&mut c, &raw[..n]);

@@ -24,6 +24,17 @@ pub fn recv(fd: RawFd, buf: &mut [u8], dontwait: bool) -> io::Result<usize> {
     }
 }
 
+/// `recv(2)` with MSG_PEEK: the bytes stay queued. EINTR is retried.
+pub fn peek(fd: RawFd, buf: &mut [u8]) -> io::Result<usize> {
+    loop {
+        let r = unsafe { libc::recv(fd, buf.as_mut_ptr().cast(), buf.len(), libc::MSG_PEEK) };
+        match cvt(r) {
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            other => return other,
+        }
+    }
+}
+
 /// `send(2)` with MSG_NOSIGNAL (no SIGPIPE); `dontwait` adds MSG_DONTWAIT.
 pub fn send(fd: RawFd, buf: &[u8], dontwait: bool) -> io::Result<usize> {
     let flags = libc::MSG_NOSIGNAL | if dontwait { libc::MSG_DONTWAIT } else { 0 };

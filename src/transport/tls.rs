@@ -8,8 +8,10 @@ use std::sync::{Arc, Mutex, OnceLock};
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::client::WebPkiServerVerifier;
 use rustls::pki_types::pem::PemObject;
-use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName, UnixTime};
+use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
 use rustls::{CertificateError, ClientConfig, DigitallySignedStruct, RootCertStore, SignatureScheme};
+
+use super::keys;
 
 /// `cert_reqs`: in client mode CERT_OPTIONAL means the same as CERT_REQUIRED (Python's docs).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -30,8 +32,11 @@ pub struct TlsOptions {
     pub keyfile: Option<PathBuf>,
     pub password: Option<Vec<u8>>,
     pub server_hostname: Option<String>,
-    /// Minimum TLS version: 12 or 13.
+    /// Minimum and maximum TLS versions: 12 or 13.
     pub min_version: Option<u8>,
+    pub max_version: Option<u8>,
+    /// Where to append TLS secrets for Wireshark (SSLKEYLOGFILE, `keylog_filename`).
+    pub keylog: Option<PathBuf>,
 }
 
 impl Default for TlsOptions {
@@ -47,6 +52,8 @@ impl Default for TlsOptions {
             password: None,
             server_hostname: None,
             min_version: None,
+            max_version: None,
+            keylog: None,
         }
     }
 }
@@ -57,6 +64,8 @@ pub enum TlsError {
     CertVerify { code: i64, reason: String },
     /// Any other TLS failure (alerts, protocol errors).
     Protocol(String),
+    /// The peer closed the connection during the handshake (Python's SSLEOFError).
+    Eof(String),
     /// A bad option (missing file, bad PEM...).
     Config(String),
 }
@@ -67,7 +76,7 @@ impl std::fmt::Display for TlsError {
             TlsError::CertVerify { reason, .. } => {
                 write!(f, "[SSL: CERTIFICATE_VERIFY_FAILED] certificate verify failed: {reason}")
             }
-            TlsError::Protocol(m) | TlsError::Config(m) => f.write_str(m),
+            TlsError::Protocol(m) | TlsError::Eof(m) | TlsError::Config(m) => f.write_str(m),
         }
     }
 }
@@ -207,7 +216,7 @@ impl ServerCertVerifier for Verifier {
 /// Builds (and caches) the client configuration for these options.
 pub fn client_config(opts: &TlsOptions) -> Result<Arc<ClientConfig>, TlsError> {
     static CACHE: OnceLock<Mutex<HashMap<(TlsOptions, Vec<Option<String>>), Arc<ClientConfig>>>> = OnceLock::new();
-    let env: Vec<Option<String>> = ["SSL_CERT_FILE", "SSL_CERT_DIR", "WEBSOCKET_CLIENT_CA_BUNDLE", "SSLKEYLOGFILE"]
+    let env: Vec<Option<String>> = ["SSL_CERT_FILE", "SSL_CERT_DIR", "WEBSOCKET_CLIENT_CA_BUNDLE"]
         .iter()
         .map(|k| std::env::var(k).ok())
         .collect();
@@ -228,8 +237,12 @@ pub fn client_config(opts: &TlsOptions) -> Result<Arc<ClientConfig>, TlsError> {
         verify_chain: opts.cert_reqs != CertReqs::None,
         verify_name: opts.check_hostname,
     });
-    let versions: &[&rustls::SupportedProtocolVersion] = match opts.min_version {
-        Some(13) => &[&rustls::version::TLS13],
+    let versions: &[&rustls::SupportedProtocolVersion] = match (opts.min_version, opts.max_version) {
+        (Some(13), Some(12)) => {
+            return Err(TlsError::Config("SSL version configuration failed: minimum TLS 1.3 is above maximum TLS 1.2".into()))
+        }
+        (Some(13), _) => &[&rustls::version::TLS13],
+        (_, Some(12)) => &[&rustls::version::TLS12],
         _ => rustls::DEFAULT_VERSIONS,
     };
     let builder = ClientConfig::builder_with_provider(provider())
@@ -239,28 +252,70 @@ pub fn client_config(opts: &TlsOptions) -> Result<Arc<ClientConfig>, TlsError> {
         .with_custom_certificate_verifier(verifier);
     let mut config = match &opts.certfile {
         Some(certfile) => {
-            let chain = load_pem_certs(certfile)?;
-            let keypath = opts.keyfile.as_ref().unwrap_or(certfile);
-            if opts.password.is_some() {
-                let pem = std::fs::read_to_string(keypath).unwrap_or_default();
-                if pem.contains("ENCRYPTED") {
-                    return Err(TlsError::Config(
-                        "SSL client certificate load failed: encrypted private keys are not supported yet; decrypt the key file".into(),
-                    ));
-                }
+            let chain = load_pem_certs(certfile).map_err(|_| {
+                TlsError::Config(match std::fs::read(certfile) {
+                    Err(e) => format!("SSL client certificate loading failed: {}: {e}", certfile.display()),
+                    Ok(_) => format!("SSL client certificate loading failed: {}: bad PEM certificate", certfile.display()),
+                })
+            })?;
+            if chain.is_empty() {
+                return Err(TlsError::Config(format!(
+                    "SSL client certificate loading failed: {}: no certificate found",
+                    certfile.display()
+                )));
             }
-            let key = PrivateKeyDer::from_pem_file(keypath)
-                .map_err(|e| TlsError::Config(format!("SSL client key load failed: {}: {e}", keypath.display())))?;
+            let keypath = opts.keyfile.as_ref().unwrap_or(certfile);
+            let key = keys::load_private_key(keypath, opts.password.as_deref())
+                .map_err(|m| TlsError::Config(format!("SSL client certificate loading failed: {}: {m}", keypath.display())))?;
             builder
                 .with_client_auth_cert(chain, key)
                 .map_err(|e| TlsError::Config(format!("SSL client certificate load failed: {e}")))?
         }
         None => builder.with_no_client_auth(),
     };
-    config.key_log = Arc::new(rustls::KeyLogFile::new());
+    if let Some(path) = &opts.keylog {
+        config.key_log = Arc::new(KeyLogPath { path: path.clone(), file: Mutex::new(None) });
+    }
     let config = Arc::new(config);
     cache.lock().unwrap().insert(key, config.clone());
     Ok(config)
+}
+
+/// NSS key log lines appended to a file, as OpenSSL's `keylog_filename` writes them.
+struct KeyLogPath {
+    path: PathBuf,
+    file: Mutex<Option<std::fs::File>>,
+}
+
+impl std::fmt::Debug for KeyLogPath {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "KeyLogPath({})", self.path.display())
+    }
+}
+
+impl rustls::KeyLog for KeyLogPath {
+    fn log(&self, label: &str, client_random: &[u8], secret: &[u8]) {
+        use std::fmt::Write as _;
+        use std::io::Write as _;
+        let mut line = String::with_capacity(label.len() + 2 * (client_random.len() + secret.len()) + 3);
+        line.push_str(label);
+        line.push(' ');
+        for b in client_random {
+            let _ = write!(line, "{b:02x}");
+        }
+        line.push(' ');
+        for b in secret {
+            let _ = write!(line, "{b:02x}");
+        }
+        line.push('\n');
+        let mut guard = self.file.lock().unwrap_or_else(|p| p.into_inner());
+        if guard.is_none() {
+            *guard = std::fs::OpenOptions::new().create(true).append(true).open(&self.path).ok();
+        }
+        if let Some(f) = guard.as_mut() {
+            let _ = f.write_all(line.as_bytes());
+        }
+    }
 }
 
 pub fn server_name(host: &str) -> Result<ServerName<'static>, TlsError> {

@@ -178,5 +178,10 @@ mod tests {
         assert_eq!(decrypt_legacy("AES-256-CBC", b"pw", &iv, &enc).unwrap(), plain);
         assert!(decrypt_legacy("AES-256-CBC", b"wrong", &iv, &enc).is_err());
         assert!(decrypt_legacy("BF-CBC", b"pw", &iv, &enc).unwrap_err().contains("unsupported"));
+        // DES-EDE3-CBC: 8-byte IV, 24-byte key.
+        let iv8 = [3u8; 8];
+        let key = bytes_to_key(b"pw", &iv8, 24);
+        let enc = cbc::Encryptor::<des::TdesEde3>::new_from_slices(&key, &iv8).unwrap().encrypt_padded_vec_mut::<Pkcs7>(&plain);
+        assert_eq!(decrypt_legacy("DES-EDE3-CBC", b"pw", &iv8, &enc).unwrap(), plain);
     }
 }

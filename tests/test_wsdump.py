@@ -82,6 +82,27 @@ class Terminal:
     def type(self, keys: str) -> None:
         os.write(self.fd, keys.encode("utf-8"))
 
+    def prompt(self, timeout: float = 10.0) -> None:
+        """Waits until readline waits for a key (the terminal leaves canonical mode).
+
+        Keys typed ahead, before readline takes the terminal, go through the kernel's line
+        editing instead: a Ctrl-D there turns into a NUL byte for readline, and a Ctrl-C
+        that lands while readline sets up is only seen at the next key. A person waits for
+        the prompt; so do the tests."""
+        import termios
+
+        deadline = time.monotonic() + timeout
+        while termios.tcgetattr(self.fd)[3] & termios.ICANON:
+            if time.monotonic() > deadline:
+                raise AssertionError(f"no prompt; screen:\n{self.screen}")
+            self._pump(0.01)
+
+    def exited(self, timeout: float) -> bool:
+        deadline = time.monotonic() + timeout
+        while self.proc.poll() is None and time.monotonic() < deadline:
+            self._pump(0.05)
+        return self.proc.poll() is not None
+
     def wait(self, timeout: float = 10.0) -> int:
         deadline = time.monotonic() + timeout
         while self.proc.poll() is None:
@@ -133,10 +154,13 @@ def test_type_a_line_see_the_echo_leave_with_ctrl_d(terminal, echo_server):
     t = terminal(echo_server.url + "/wsdump-ctrl-d")
     t.expect("Press Ctrl+C")
     t.expect("> ")
+    t.prompt()
     t.type("hello wsdump\n")
     t.expect("< hello wsdump")
+    t.prompt()
     t.type("second line, ünïcode\n")
     t.expect("< second line, ünïcode")
+    t.prompt()
     t.type("\x04")  # Ctrl-D
     assert t.wait() == 0
     # Leaving closes the connection properly (code 1000), not by dropping the socket.
@@ -146,9 +170,17 @@ def test_type_a_line_see_the_echo_leave_with_ctrl_d(terminal, echo_server):
 def test_ctrl_c_leaves(terminal, echo_server):
     t = terminal(echo_server.url + "/wsdump-ctrl-c")
     t.expect("> ")
+    t.prompt()
     t.type("ping me\n")
     t.expect("< ping me")
-    t.type("\x03")  # Ctrl-C: SIGINT from the terminal
+    t.prompt()
+    # Ctrl-C: SIGINT from the terminal. One that lands while readline installs its prompt
+    # is only noticed at the next key (CPython's readline loop), so press it again then, as
+    # a person would.
+    for _ in range(3):
+        t.type("\x03")
+        if t.exited(timeout=2):
+            break
     assert t.wait() == 0
     assert echo_server.wait_close("/wsdump-ctrl-c")[0] == 1000
 
@@ -159,8 +191,10 @@ def test_console_script(terminal, echo_server):
         pytest.skip("the wsdump console script is not installed next to this Python")
     t = terminal(echo_server.url + "/", script=[script])
     t.expect("> ")
+    t.prompt()
     t.type("via the console script\n")
     t.expect("< via the console script")
+    t.prompt()
     t.type("\x04")
     assert t.wait() == 0
 
@@ -174,8 +208,10 @@ def test_server_close_ends_the_session(terminal, echo_server):
 def test_verbose_shows_opcodes_and_pings(terminal, echo_server):
     t = terminal(echo_server.url + "/ping?data=xx", "-v")
     t.expect("< ping: b'xx'")
+    t.prompt()
     t.type("abc\n")
     t.expect("< text: abc")
+    t.prompt()
     t.type("\x04")
     assert t.wait() == 0
 
@@ -184,6 +220,7 @@ def test_text_option_and_timings(terminal, echo_server):
     t = terminal(echo_server.url + "/", "-t", "first message", "--timings")
     t.expect("first message")
     assert re.search(r"< \d+\.\d+(e-\d+)?: first message", t.screen), t.screen
+    t.prompt()
     t.type("\x04")
     assert t.wait() == 0
 
@@ -193,8 +230,10 @@ def test_verbose_2_traces_the_handshake(terminal, echo_server):
     t.expect("--- request header ---")
     t.expect("Sec-WebSocket-Version: 13")
     t.expect("> ")
+    t.prompt()
     t.type("traced\n")
     t.expect("< text: traced")
+    t.prompt()
     t.type("\x04")
     assert t.wait() == 0
 
@@ -302,3 +341,20 @@ def test_describe_decodes_compressed_binary():
     assert describe(ABNF.OPCODE_BINARY, raw_deflate) == "[zlib] deflated"
     assert describe(ABNF.OPCODE_BINARY, b"\x00\xff\x01") == repr(b"\x00\xff\x01")
     assert describe(ABNF.OPCODE_PING, b"") == "b''"
+
+
+@pytest.mark.parametrize("kind", ["http", "socks5"])
+def test_proxy_url_with_credentials(child_env, echo_server, kind):
+    proxy_servers = pytest.importorskip("proxy_servers")
+    proxy = proxy_servers.ProxyServer(kind, auth=("user", "p@ss"))
+    try:
+        url = proxy.url.replace("://", "://user:p%40ss@", 1)
+        p = run_raw(child_env, echo_server.url + "/", "-r", "-p", url, "-t", "via proxy", "--eof-wait", "1")
+        if "not implemented" in p.stderr:
+            pytest.skip("proxies are not in this build yet")
+        assert p.returncode == 0, p.stderr
+        assert p.stdout == "via proxy\n"
+        assert any(e.get("port") == echo_server.port for e in proxy.log), proxy.log
+        assert any(e.get("auth") == ("user", "p@ss") for e in proxy.log), proxy.log
+    finally:
+        proxy.stop()

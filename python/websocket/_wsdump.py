@@ -245,13 +245,21 @@ class _Session:
                 return
 
     def _wake_main(self) -> None:
-        """The server is gone: interrupt the main thread if it is waiting for a line."""
-        with self._input_lock:
-            if self._reading_input and not self.leaving.is_set():
+        """The server is gone: interrupt the main thread while it waits for a line.
+
+        SIGINT makes ``input()`` raise KeyboardInterrupt. One signal can land just before
+        readline starts waiting (it is then only seen after the next key), so it is
+        repeated until the main thread has left ``input()``."""
+        deadline = time.monotonic() + 5
+        while time.monotonic() < deadline:
+            with self._input_lock:
+                if not self._reading_input or self.leaving.is_set():
+                    return
                 if hasattr(signal, "pthread_kill"):
                     signal.pthread_kill(threading.main_thread().ident or 0, signal.SIGINT)
                 else:  # pragma: no cover - Windows
                     os.kill(os.getpid(), signal.SIGINT)
+            time.sleep(0.05)
 
     # -- main thread ----------------------------------------------------------------------
 
@@ -287,17 +295,27 @@ class _Session:
         except WebSocketConnectionClosedException:
             self.closed.wait(1)
         finally:
-            self.leaving.set()
-            try:
-                if not self.closed.is_set():
-                    self.ws.close(timeout=1)
-                else:
-                    self.ws.shutdown()
-            except (WebSocketException, OSError, KeyboardInterrupt):
-                pass
-            if not self.args.raw:
-                sys.stdout.write("\n")
-                sys.stdout.flush()
+            self._leave()
+
+    def _leave(self) -> None:
+        with self._input_lock:
+            self.leaving.set()  # no more wake-up signals from the reader after this
+        in_main = threading.current_thread() is threading.main_thread()
+        # A wake-up signal still in flight must not interrupt the close handshake.
+        previous = signal.signal(signal.SIGINT, signal.SIG_IGN) if in_main else None
+        try:
+            if not self.closed.is_set():
+                self.ws.close(timeout=1)
+            else:
+                self.ws.shutdown()
+        except (WebSocketException, OSError):
+            pass
+        finally:
+            if previous is not None:
+                signal.signal(signal.SIGINT, previous)
+        if not self.args.raw:
+            sys.stdout.write("\n")
+            sys.stdout.flush()
 
 
 def main(argv: Optional[List[str]] = None) -> None:
@@ -316,7 +334,10 @@ def main(argv: Optional[List[str]] = None) -> None:
     session = _Session(ws, args, start)
     if not args.raw:
         print("Press Ctrl+C or Ctrl+D to quit")
-    session.run()
+    try:
+        session.run()
+    except KeyboardInterrupt:  # a second Ctrl-C while leaving
+        pass
 
 
 if __name__ == "__main__":

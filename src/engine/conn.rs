@@ -25,6 +25,12 @@ use crate::transport::{Deadline, Interrupt, NetError};
 /// (Python is not keeping up), and resumes below LOW_WATER.
 pub const HIGH_WATER: usize = 64 * 1024 * 1024;
 pub const LOW_WATER: usize = 16 * 1024 * 1024;
+/// What one queued item costs besides its payload (the `Item` and its queue slot, rounded
+/// up): counted against HIGH_WATER so a flood of empty messages is bounded too.
+const ITEM_OVERHEAD: usize = 64;
+/// Unsent pongs kept at most; past this the peer is not reading what we send, and further
+/// pongs are dropped (RFC 6455 5.5.3 lets an endpoint answer only the latest ping).
+const MAX_PONG_BACKLOG: usize = 256 * 1024;
 /// Largest read the reactor does for one connection before looking at the others.
 const REACTOR_BUDGET: usize = 1024 * 1024;
 const SCRATCH: usize = 64 * 1024;
@@ -77,6 +83,11 @@ pub struct Conn {
     token: Mutex<Option<usize>>,
 }
 
+/// What an item counts for in `queued_bytes`.
+fn cost(item: &Item) -> usize {
+    item.data.len() + ITEM_OVERHEAD
+}
+
 fn random_mask() -> [u8; 4] {
     rand::random()
 }
@@ -84,7 +95,7 @@ fn random_mask() -> [u8; 4] {
 impl Conn {
     /// Wraps a connected, handshaken stream; `leftover` is what followed the handshake.
     pub fn new(stream: Stream, cfg: Config, leftover: &[u8]) -> Result<Arc<Conn>, Error> {
-        let reactor = Reactor::get();
+        let reactor = Reactor::get().map_err(|e| Error::Net(NetError::Io(e)))?;
         let conn = Arc::new(Conn {
             stream,
             read: Mutex::new(ReadSide {
@@ -180,7 +191,7 @@ impl Conn {
             trace::frame("Rcv", &raw, t.fin, t.opcode, &t.payload);
         }
         for item in st.queue.iter().skip(before) {
-            st.queued_bytes += item.data.len();
+            st.queued_bytes += cost(item);
             if item.opcode == OP_CLOSE {
                 st.peer_close = Some(item.data.clone());
             }
@@ -312,6 +323,9 @@ impl Conn {
     ) -> Result<T, Error> {
         let deadline = Deadline::after(timeout);
         let mut st = self.read.lock();
+        // Set when a read made progress past the deadline: bytes trickling in without
+        // completing an item must not hold the caller beyond its timeout.
+        let mut overdue = false;
         let result = loop {
             if let Some(r) = take(&mut st) {
                 break r;
@@ -322,6 +336,9 @@ impl Conn {
             if st.peer_close.is_some() && st.queue.is_empty() {
                 // The close frame was delivered: nothing more will come.
                 break Err(Error::Closed("Connection to remote host was lost.".into()));
+            }
+            if overdue {
+                break Err(Error::timeout());
             }
             if st.reading {
                 // The reactor is reading this connection; it will notify.
@@ -337,6 +354,7 @@ impl Conn {
                     MutexGuard::unlocked(&mut st, || self.send_replies(replies));
                 }
                 if progress {
+                    overdue = deadline.expired();
                     continue;
                 }
                 if let Some(left) = short {
@@ -365,7 +383,7 @@ impl Conn {
     pub fn recv(self: &Arc<Self>, control: bool, timeout: Option<Duration>, interrupt: Interrupt<'_>) -> Result<Item, Error> {
         self.wait_for(timeout, interrupt, |st| loop {
             let item = st.queue.pop_front()?;
-            st.queued_bytes -= item.data.len();
+            st.queued_bytes -= cost(&item);
             if control || !matches!(item.opcode, OP_PING | OP_PONG) || st.codec.config().mode == Mode::Raw {
                 return Some(Ok(item));
             }
@@ -380,7 +398,7 @@ impl Conn {
             }
             let n = st.queue.len().min(max.max(1));
             let items: Vec<Item> = st.queue.drain(..n).collect();
-            st.queued_bytes -= items.iter().map(|i| i.data.len()).sum::<usize>();
+            st.queued_bytes -= items.iter().map(cost).sum::<usize>();
             Some(Ok(items))
         })
     }
@@ -413,9 +431,15 @@ impl Conn {
     }
 
     fn arm_now(&self, st: &mut ReadSide) {
+        // While flow control has paused reading, only unsent control replies are watched.
+        let read = !st.paused;
+        let write = self.want_write.load(Ordering::Acquire);
+        if !read && !write {
+            return;
+        }
         if let Some(token) = *self.token.lock() {
             st.armed = true;
-            self.reactor.arm(token, self.stream.fd(), self.want_write.load(Ordering::Acquire));
+            self.reactor.arm(token, self.stream.fd(), read, write);
         }
     }
 
@@ -442,6 +466,14 @@ impl Conn {
         let mut st = self.read.lock();
         st.armed = false;
         if st.reading || st.terminal.is_some() {
+            return;
+        }
+        if st.paused {
+            // Armed for the write side only: reading stays paused until Python drains the
+            // queue (resume_if_drained). A hung-up socket is reported whatever was asked.
+            if events & (libc::EPOLLHUP | libc::EPOLLERR) as u32 == 0 {
+                self.arm_now(&mut st);
+            }
             return;
         }
         let mut all_replies = Vec::new();
@@ -589,10 +621,17 @@ impl Conn {
     /// otherwise left in the outbox for the current writer, never blocking the caller.
     fn send_replies(&self, replies: Vec<Reply>) {
         let mut bytes = Vec::new();
+        // Bytes already waiting to go out (what a blocked writer holds is not seen, but
+        // then the outbox itself grows and is counted).
+        let backlog = self.outbox.lock().len() + self.write.try_lock().map_or(0, |w| w.pending.len());
         for r in replies {
             match r {
                 Reply::Pong(data) => {
                     if self.close_sent.load(Ordering::Acquire) {
+                        continue;
+                    }
+                    if backlog + bytes.len() > MAX_PONG_BACKLOG {
+                        // The peer reads nothing: answering more pings would only grow memory.
                         continue;
                     }
                     frame::encode_frame(&mut bytes, true, 0, OP_PONG, &data, Some(random_mask()));
@@ -681,7 +720,7 @@ impl Conn {
             // Data that arrives while closing is dropped, as the reference does.
             if st.peer_close.is_none() {
                 while let Some(item) = st.queue.pop_front() {
-                    st.queued_bytes -= item.data.len();
+                    st.queued_bytes -= cost(&item);
                 }
             }
             st.peer_close.clone().map(Ok)

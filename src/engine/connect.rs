@@ -128,6 +128,11 @@ fn via_proxy(spec: &ConnectSpec, proxy: &ProxySpec, interrupt: Interrupt<'_>) ->
 fn read_more(stream: &Stream, buf: &mut Vec<u8>, deadline: Deadline, interrupt: Interrupt<'_>) -> Result<bool, Error> {
     let mut chunk = [0u8; 4096];
     loop {
+        // Checked before every read, not only when a read times out: a server trickling
+        // one byte per read would otherwise hold the handshake past its deadline.
+        if deadline.expired() {
+            return Err(Error::timeout());
+        }
         match stream.read(&mut chunk, false)? {
             ReadOutcome::Data(n) => {
                 buf.extend_from_slice(&chunk[..n]);

@@ -4,4 +4,6 @@ pub mod conn;
 pub mod connect;
 pub mod error;
 pub mod reactor;
+#[cfg(test)]
+mod robustness_tests;
 pub mod trace;

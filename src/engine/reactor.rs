@@ -21,6 +21,18 @@ const WAKE_TOKEN: u64 = u64::MAX;
 pub const QUIET: Duration = Duration::from_millis(1);
 const TICK_MS: i32 = 2;
 
+static CURRENT: Mutex<Option<Arc<Reactor>>> = Mutex::new(None);
+
+extern "C" fn atfork_prepare() {
+    std::mem::forget(CURRENT.lock());
+}
+
+extern "C" fn atfork_release() {
+    // SAFETY: locked by atfork_prepare in this thread (the child's only thread is a copy of
+    // it), and the guard was forgotten.
+    unsafe { CURRENT.force_unlock() };
+}
+
 pub struct Reactor {
     epfd: OwnedFd,
     wake: OwnedFd,
@@ -37,23 +49,36 @@ struct Slots {
 }
 
 impl Reactor {
-    /// The process's reactor, started on first use (and again in a forked child).
-    pub fn get() -> Arc<Reactor> {
-        static CURRENT: Mutex<Option<Arc<Reactor>>> = Mutex::new(None);
+    /// The process's reactor, started on first use (and again in a forked child). Fails
+    /// (instead of panicking) when the process is out of descriptors or threads.
+    pub fn get() -> std::io::Result<Arc<Reactor>> {
+        static ATFORK: std::sync::Once = std::sync::Once::new();
+        // A fork while another thread holds CURRENT would leave it locked for good in the
+        // child: hold it across fork() so the child inherits it unlocked.
+        ATFORK.call_once(|| unsafe {
+            libc::pthread_atfork(Some(atfork_prepare), Some(atfork_release), Some(atfork_release));
+        });
         let mut cur = CURRENT.lock();
         let pid = std::process::id();
         if let Some(r) = cur.as_ref().filter(|r| r.pid == pid) {
-            return r.clone();
+            return Ok(r.clone());
         }
-        let r = Arc::new(Reactor::new().expect("cannot create the epoll reactor"));
+        let r = Arc::new(Reactor::new()?);
         let thread_ref = r.clone();
         std::thread::Builder::new()
             .name("websocket-reactor".into())
             .stack_size(256 * 1024)
-            .spawn(move || thread_ref.run())
-            .expect("cannot start the reactor thread");
+            .spawn(move || thread_ref.run())?;
         *cur = Some(r.clone());
-        r
+        Ok(r)
+    }
+
+    /// False in a forked child for the parent's reactor: its thread did not survive the
+    /// fork, and its epoll instance is shared with the parent, so the child must not change
+    /// it (an inherited connection dropped in the child would otherwise stop the parent's
+    /// reactor from watching that socket).
+    fn owned(&self) -> bool {
+        self.pid == std::process::id()
     }
 
     fn new() -> std::io::Result<Reactor> {
@@ -85,6 +110,7 @@ impl Reactor {
 
     /// Registers a connection's socket, disarmed; returns its token.
     pub fn register(&self, conn: &Arc<Conn>, fd: RawFd) -> usize {
+        debug_assert!(self.owned());
         let token = {
             let mut s = self.slots.lock();
             match s.free.pop() {
@@ -104,6 +130,9 @@ impl Reactor {
     }
 
     pub fn deregister(&self, token: usize, fd: RawFd) {
+        if !self.owned() {
+            return;
+        }
         unsafe { libc::epoll_ctl(self.epfd.as_raw_fd(), libc::EPOLL_CTL_DEL, fd, std::ptr::null_mut()) };
         let mut s = self.slots.lock();
         if token < s.conns.len() {
@@ -112,9 +141,16 @@ impl Reactor {
         }
     }
 
-    /// Arms the one-shot watch: readable (and writable when `write` is set).
-    pub fn arm(&self, token: usize, fd: RawFd, write: bool) {
-        let mut events = (libc::EPOLLIN | libc::EPOLLRDHUP | libc::EPOLLONESHOT) as u32;
+    /// Arms the one-shot watch: readable when `read` is set (not while flow control has
+    /// paused reading), writable when `write` is set.
+    pub fn arm(&self, token: usize, fd: RawFd, read: bool, write: bool) {
+        if !self.owned() {
+            return;
+        }
+        let mut events = libc::EPOLLONESHOT as u32;
+        if read {
+            events |= (libc::EPOLLIN | libc::EPOLLRDHUP) as u32;
+        }
         if write {
             events |= libc::EPOLLOUT as u32;
         }
@@ -124,6 +160,9 @@ impl Reactor {
 
     /// Asks for the connection to be armed once its owner has been quiet for a moment.
     pub fn schedule(&self, conn: Weak<Conn>) {
+        if !self.owned() {
+            return;
+        }
         self.pending.lock().push(conn);
         if !self.has_pending.swap(true, Ordering::AcqRel) {
             self.kick();
@@ -160,14 +199,25 @@ impl Reactor {
                     s.conns.get(token as usize).and_then(|c| c.as_ref()).and_then(|w| w.upgrade())
                 };
                 if let Some(conn) = conn {
-                    let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| conn.on_event(flags)));
+                    let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                        #[cfg(test)]
+                        if conn.fd() == super::robustness_tests::PANIC_ON_FD.load(Ordering::SeqCst) {
+                            panic!("injected by a test");
+                        }
+                        conn.on_event(flags)
+                    }));
                     if outcome.is_err() {
                         conn.poison("internal error in the reactor");
                     }
                 }
             }
             if self.has_pending.load(Ordering::Acquire) {
-                self.process_pending();
+                // A panic here must not end the thread every connection depends on.
+                if std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| self.process_pending())).is_err() {
+                    log::error!(target: "websocket", "reactor: internal error while arming connections");
+                    self.pending.lock().clear();
+                    self.has_pending.store(false, Ordering::Release);
+                }
             }
         }
     }

@@ -1,10 +1,9 @@
 //! Frame encoding and masking.
 //!
-//! Headers are parsed and formatted by tungstenite's `FrameHeader`; this module adds what the
+//! Headers are formatted by tungstenite's `FrameHeader` and parsed here; this module adds what the
 //! client needs around it: a masking routine the compiler vectorises, and a one-pass encoder
 //! that writes header and masked payload into a reusable buffer.
 
-use std::io::Cursor;
 use tungstenite::protocol::frame::{coding::OpCode, FrameHeader};
 
 pub const OP_CONT: u8 = 0x0;
@@ -40,20 +39,31 @@ pub struct Header {
 }
 
 /// Parses one header from the start of `buf`; `Ok(None)` when more bytes are needed.
+///
+/// Every opcode is returned as is: the codec rejects reserved ones itself (with its own
+/// message), and raw mode passes them to Python as the reference does. Never fails today;
+/// the `Result` is kept for callers.
 pub fn parse_header(buf: &[u8]) -> Result<Option<Header>, String> {
-    let mut cursor = Cursor::new(buf);
-    match FrameHeader::parse(&mut cursor) {
-        Ok(Some((h, len))) => Ok(Some(Header {
-            fin: h.is_final,
-            rsv: (h.rsv1 as u8) << 2 | (h.rsv2 as u8) << 1 | h.rsv3 as u8,
-            opcode: u8::from(h.opcode),
-            mask: h.mask,
-            len,
-            header_len: cursor.position() as usize,
-        })),
-        Ok(None) => Ok(None),
-        Err(e) => Err(e.to_string()),
-    }
+    let (Some(&b0), Some(&b1)) = (buf.first(), buf.get(1)) else { return Ok(None) };
+    let (len, mut at) = match b1 & 0x7F {
+        126 => match buf.get(2..4) {
+            Some(b) => (u16::from_be_bytes([b[0], b[1]]) as u64, 4),
+            None => return Ok(None),
+        },
+        127 => match buf.get(2..10) {
+            Some(b) => (u64::from_be_bytes(b.try_into().expect("8 bytes")), 10),
+            None => return Ok(None),
+        },
+        n => (n as u64, 2),
+    };
+    let mask = if b1 & 0x80 != 0 {
+        let Some(m) = buf.get(at..at + 4) else { return Ok(None) };
+        at += 4;
+        Some([m[0], m[1], m[2], m[3]])
+    } else {
+        None
+    };
+    Ok(Some(Header { fin: b0 & 0x80 != 0, rsv: (b0 >> 4) & 7, opcode: b0 & 0xF, mask, len, header_len: at }))
 }
 
 /// Appends a complete frame (header, then the payload masked with `mask` if given) to `out`.
@@ -152,6 +162,16 @@ mod tests {
         encode_frame(&mut out, true, 0, OP_TEXT, b"hello", Some([0, 0, 0, 0]));
         assert_eq!(out.len(), 11);
         assert_eq!(&out[..2], &[0x81, 0x85]);
+    }
+
+    #[test]
+    fn reserved_opcodes_are_parsed_not_refused() {
+        // Found by fuzz/frame_header: tungstenite's parser refused opcode 3, so the codec's
+        // own check ("Invalid opcode 3") never ran and raw mode could not pass the frame on.
+        let h = parse_header(&[0x83, 0x00]).unwrap().unwrap();
+        assert_eq!((h.opcode, h.len, h.header_len), (3, 0, 2));
+        let h = parse_header(&[0x0B, 0x80, 1, 2, 3, 4]).unwrap().unwrap();
+        assert_eq!((h.opcode, h.mask, h.header_len), (0xB, Some([1, 2, 3, 4]), 6));
     }
 
     #[test]

@@ -50,6 +50,18 @@ def _normalize_headers(
     return [str(h) for h in header], None, None
 
 
+def _compression_offer(value: Any) -> Optional[Dict[str, Any]]:
+    """The ``compression`` option as the engine takes it: None (no offer) or a dict of
+    permessage-deflate parameters (``True`` is the default offer, ``{}``)."""
+    if value is None or value is False:
+        return None
+    if value is True:
+        return {}
+    if isinstance(value, dict):
+        return dict(value)
+    raise TypeError(f"compression must be a bool or a dict, not {type(value).__name__}")
+
+
 def _response_headers(pairs: List[Tuple[str, str]]) -> Dict[str, str]:
     """Lowercased names; duplicates overwrite, except set-cookie joined with '; '."""
     headers: Dict[str, str] = {}
@@ -180,6 +192,8 @@ class WebSocket:
         self.skip_utf8_validation = skip_utf8_validation
         self.dispatcher = dispatcher
         self.close_frame: Optional[ABNF] = None
+        #: The permessage-deflate parameters in force after ``connect`` (a dict), or None.
+        self.compression: Optional[Dict[str, Any]] = None
         self._conn: Any = None
         self._user_socket: Optional[socket.socket] = None
         self._frame_buffer: Optional[frame_buffer] = None
@@ -227,7 +241,7 @@ class WebSocket:
 
     def gettimeout(self) -> Optional[float]:
         """The timeout, in seconds, of connect, send and recv (None: wait forever)."""
-        return self.sock_opt.timeout  # type: ignore[no-any-return]
+        return self.sock_opt.timeout
 
     def settimeout(self, timeout: Optional[float]) -> None:
         """Sets the timeout of every later blocking call (None: wait forever)."""
@@ -272,6 +286,15 @@ class WebSocket:
         non-101 answer, WebSocketException for a bad handshake, WebSocketAddressException
         when the host does not resolve, OSError (ConnectionRefusedError...) from connect,
         ssl.SSLError subclasses for TLS failures, WebSocketTimeoutException on timeout.
+
+        ``compression`` (beyond the reference; default False): True offers
+        permessage-deflate (RFC 7692) as ``permessage-deflate; client_max_window_bits``; a
+        dict sets the offer's parameters ``client_max_window_bits`` (True: the server may
+        choose, or 8-15), ``server_max_window_bits`` (8-15), ``client_no_context_takeover``
+        and ``server_no_context_takeover`` (bools). Messages are then compressed and
+        inflated transparently; ``self.compression`` holds the agreed parameters (None if
+        the server declined). A bad answer to the offer raises WebSocketException; an
+        unknown parameter or a window outside 8-15 raises ValueError.
         """
         self.sock_opt.timeout = options.get("timeout", self.sock_opt.timeout)
         redirects_left = int(options.get("redirect_limit", 3))
@@ -299,6 +322,7 @@ class WebSocket:
         self.handshake_response = handshake_response(
             conn.status, _response_headers(conn.take_headers()), conn.subprotocol
         )
+        self.compression = conn.compression
         self.connected = True
         self.close_frame = None
 
@@ -344,6 +368,8 @@ class WebSocket:
             "skip_utf8_validation": self.skip_utf8_validation,
             "mode": mode,
             "max_size": options.get("max_size"),
+            # A subclass reading raw frames would get compressed payloads: no offer then.
+            "compression": None if self._raw_frames else _compression_offer(options.get("compression")),
         }
         return _native.Connection.open(hostname, port, resource, is_secure, native_opts)
 
@@ -355,7 +381,7 @@ class WebSocket:
             raise WebSocketConnectionClosedException("socket is already closed.")
         return conn
 
-    def send(self, payload: Union[bytes, str], opcode: int = ABNF.OPCODE_TEXT) -> int:
+    def send(self, payload: Union[bytes, bytearray, str], opcode: int = ABNF.OPCODE_TEXT) -> int:
         """Sends ``payload`` in one frame and returns the frame's length on the wire.
 
         As in the reference, ``bytes`` go out as a TEXT frame unless ``opcode`` says
@@ -397,13 +423,13 @@ class WebSocket:
         with self.lock:
             return int(conn.send(data, frame.opcode, bool(frame.fin), rsv, key, self.sock_opt.timeout))
 
-    def ping(self, payload: Union[str, bytes] = "") -> None:
+    def ping(self, payload: Union[str, bytes, bytearray] = "") -> None:
         """Sends a ping (str payloads are UTF-8 encoded)."""
         if isinstance(payload, str):
             payload = payload.encode("utf-8")
         self.send(payload, ABNF.OPCODE_PING)
 
-    def pong(self, payload: Union[str, bytes] = "") -> None:
+    def pong(self, payload: Union[str, bytes, bytearray] = "") -> None:
         """Sends a pong (str payloads are UTF-8 encoded)."""
         if isinstance(payload, str):
             payload = payload.encode("utf-8")
@@ -432,7 +458,7 @@ class WebSocket:
             else:
                 opcode, data = self.recv_data()
         if opcode == ABNF.OPCODE_TEXT:
-            return data.decode("utf-8") if isinstance(data, (bytes, bytearray)) else data  # type: ignore[no-any-return]
+            return data.decode("utf-8") if isinstance(data, (bytes, bytearray)) else data
         if opcode == ABNF.OPCODE_BINARY:
             return data  # type: ignore[no-any-return]
         return ""
@@ -449,8 +475,10 @@ class WebSocket:
         if self._raw_frames:
             return self._recv_data_frame_python(control_frame)
         conn = self._require_conn()
+        # fire_cont_frame: every fragment (first opcode, then CONT), as the reference.
+        recv = conn.recv_frame if self.fire_cont_frame else conn.recv_message
         try:
-            opcode, fin, rsv, data = conn.recv_frame(control_frame, self.sock_opt.timeout)
+            opcode, fin, rsv, data = recv(control_frame, self.sock_opt.timeout)
         except WebSocketConnectionClosedException:
             self.shutdown()
             raise
@@ -460,12 +488,10 @@ class WebSocket:
         return opcode, frame
 
     def recv_frame(self) -> ABNF:
-        """The next frame as an ``ABNF``.
-
-        For a plain ``WebSocket`` the engine assembles fragmented messages, so a message
-        comes back as one frame with ``fin=1`` (with ``fire_cont_frame``, every fragment);
-        pings are already answered. A subclass that overrides ``recv_frame`` gets raw
-        frames, exactly as they arrived, and full control as in the reference.
+        """The next frame as an ``ABNF``, as it arrived: fragments one by one, control
+        frames included. The engine has already answered pings (an extra pong is harmless)
+        and checked the frame (protocol errors raise here). A subclass that overrides
+        ``recv_frame`` gets frames unchecked and does the rest itself, as in the reference.
         """
         conn = self._require_conn()
         try:
@@ -568,7 +594,10 @@ class WebSocket:
         self._conn = None
         self.sock = None
         self.connected = False
-        self._user_socket = None
+        if self._user_socket is not None:
+            # As the reference, which uses the caller's socket itself: close it too.
+            self._user_socket.close()
+            self._user_socket = None
 
 
 def create_connection(url: str, timeout: Optional[float] = None, class_: Type[WebSocket] = WebSocket, **options: Any) -> WebSocket:

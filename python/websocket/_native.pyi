@@ -1,6 +1,15 @@
 """Type stub of the compiled engine module ``websocket._native`` (src/bindings)."""
 
-from typing import Any, Dict, List, Optional, Tuple, Union
+from typing import Any, Dict, List, Optional, Tuple, Union, final
+
+__all__ = [
+    "set_trace",
+    "reset_log_cache",
+    "apply_mask",
+    "validate_utf8",
+    "Connection",
+    "ENGINE_VERSION",
+]
 
 ENGINE_VERSION: str
 
@@ -18,6 +27,7 @@ def validate_utf8(data: bytes) -> bool:
 
 _Payload = Union[bytes, bytearray, memoryview, str]
 
+@final
 class Connection:
     """One live connection; every blocking method releases the GIL and honours Ctrl-C."""
 
@@ -29,7 +39,7 @@ class Connection:
     def send(
         self,
         payload: _Payload,
-        opcode: int = 1,
+        opcode: int = ...,  # OPCODE_TEXT
         fin: bool = True,
         rsv: int = 0,
         mask_key: Optional[bytes] = None,
@@ -41,12 +51,20 @@ class Connection:
         self, control: bool = False, timeout: Optional[float] = None
     ) -> Tuple[int, bool, int, bytes]:
         """Next item as ``(opcode, fin, rsv, data)``."""
+    def recv_message(
+        self, control: bool = False, timeout: Optional[float] = None
+    ) -> Tuple[int, bool, int, bytes]:
+        """Next message, fragments joined, as ``(opcode, fin, rsv, data)``."""
     def recv_data(
         self, timeout: Optional[float] = None, decode: bool = True, control: bool = False
     ) -> Tuple[int, Union[str, bytes]]:
         """Next message as ``(opcode, data)``; text decoded when ``decode``."""
     def recv_batch(
-        self, max: int = 256, timeout: Optional[float] = None, decode: bool = True
+        self,
+        max: int = 256,
+        timeout: Optional[float] = None,
+        decode: bool = True,
+        fragments: bool = False,
     ) -> List[Tuple[int, bool, Union[str, bytes]]]:
         """Up to ``max`` items ``(opcode, fin, data)``, at least one."""
     def close(self, payload: bytes, timeout: Optional[float] = None) -> Optional[bytes]:
@@ -63,6 +81,9 @@ class Connection:
     def status(self) -> int: ...
     @property
     def subprotocol(self) -> Optional[str]: ...
+    @property
+    def compression(self) -> Optional[Dict[str, Any]]:
+        """The permessage-deflate parameters in force, or None."""
     @property
     def is_ssl(self) -> bool: ...
     @property

@@ -18,6 +18,7 @@ use crate::engine::conn::Conn;
 use crate::engine::connect::{self, ConnectSpec, Outcome};
 use crate::engine::error::Error;
 use crate::protocol::codec::{Config, Item, Mode};
+use crate::protocol::deflate::{Offer, Params};
 use crate::protocol::frame::OP_TEXT;
 use crate::protocol::handshake::RequestSpec;
 use crate::transport::proxy::{ProxyKind, ProxySpec};
@@ -134,10 +135,50 @@ fn sockopts(list: Option<Vec<Bound<'_, PyAny>>>) -> PyResult<Vec<SockOpt>> {
     Ok(out)
 }
 
+/// The `compression` option: `{"client_max_window_bits": True | 8..15 | None,
+/// "server_max_window_bits": 8..15 | None, "client_no_context_takeover": bool,
+/// "server_no_context_takeover": bool}`; missing keys take `Offer::default()`'s values.
+fn deflate_offer(d: &Bound<'_, PyDict>) -> PyResult<Offer> {
+    const KEYS: [&str; 4] =
+        ["client_max_window_bits", "server_max_window_bits", "client_no_context_takeover", "server_no_context_takeover"];
+    for k in d.keys() {
+        let name: String = k.extract().unwrap_or_default();
+        if !KEYS.contains(&name.as_str()) {
+            return Err(PyValueError::new_err(format!("unknown compression parameter {}: use {}", k.repr()?, KEYS.join(", "))));
+        }
+    }
+    let mut o = Offer::default();
+    if let Some(v) = d.get_item("client_max_window_bits")? {
+        o.client_max_window_bits = if v.is_none() {
+            None
+        } else if let Ok(b) = v.extract::<bool>() {
+            b.then_some(None)
+        } else {
+            Some(Some(v.extract::<u8>().map_err(|_| PyValueError::new_err("client_max_window_bits must be True, None or 8..15"))?))
+        };
+    }
+    o.server_max_window_bits = opt::<u8>(d, "server_max_window_bits")
+        .map_err(|_| PyValueError::new_err("server_max_window_bits must be None or 8..15"))?;
+    o.client_no_context_takeover = opt(d, "client_no_context_takeover")?.unwrap_or(false);
+    o.server_no_context_takeover = opt(d, "server_no_context_takeover")?.unwrap_or(false);
+    o.validate().map_err(PyValueError::new_err)?;
+    Ok(o)
+}
+
+fn params_dict<'py>(py: Python<'py>, p: &Params) -> PyResult<Bound<'py, PyDict>> {
+    let d = PyDict::new(py);
+    d.set_item("client_max_window_bits", p.client_max_window_bits)?;
+    d.set_item("server_max_window_bits", p.server_max_window_bits)?;
+    d.set_item("client_no_context_takeover", p.client_no_context_takeover)?;
+    d.set_item("server_no_context_takeover", p.server_no_context_takeover)?;
+    Ok(d)
+}
+
+/// Python's modes: 0 messages, 1 every fragment (`fire_cont_frame`), 2 raw frames. The
+/// engine queues checked fragments for 0 and 1 and joins them when a message is asked for.
 fn mode_from(i: u8) -> PyResult<Mode> {
     match i {
-        0 => Ok(Mode::Messages),
-        1 => Ok(Mode::Fragments),
+        0 | 1 => Ok(Mode::Fragments),
         2 => Ok(Mode::Raw),
         _ => Err(PyValueError::new_err("mode must be 0, 1 or 2")),
     }
@@ -151,6 +192,7 @@ pub struct Connection {
     headers: Mutex<Vec<(String, String)>>,
     subprotocol: Option<String>,
     skip_utf8: AtomicBool,
+    compression: Option<Params>,
 }
 
 /// Payload of a send: borrowed from an immutable `bytes`/`str`, copied otherwise.
@@ -212,6 +254,10 @@ impl Connection {
     #[staticmethod]
     fn open<'py>(py: Python<'py>, host: String, port: u16, resource: String, secure: bool, options: Bound<'py, PyDict>) -> PyResult<Bound<'py, PyAny>> {
         let o = &options;
+        let deflate = match o.get_item("compression")? {
+            Some(d) if !d.is_none() => Some(deflate_offer(d.cast::<PyDict>()?)?),
+            _ => None,
+        };
         let request = RequestSpec {
             host: host.clone(),
             port,
@@ -229,7 +275,7 @@ impl Connection {
             subprotocols: opt(o, "subprotocols")?.unwrap_or_default(),
             headers: opt(o, "header")?.unwrap_or_default(),
             cookie: opt(o, "cookie")?,
-            extensions: opt(o, "extensions")?,
+            extensions: deflate.as_ref().map(Offer::header_value),
         };
         let tls = match (secure, o.get_item("tls")?) {
             (true, Some(d)) if !d.is_none() => Some(tls_options(d.cast::<PyDict>()?)?),
@@ -251,7 +297,9 @@ impl Connection {
                 mode: mode_from(opt(o, "mode")?.unwrap_or(0))?,
                 skip_utf8,
                 max_message: opt(o, "max_size")?,
+                deflate: None,
             },
+            deflate,
         };
         let outcome = blocking(py, |check| connect::connect(&spec, check))?;
         match outcome {
@@ -264,6 +312,7 @@ impl Connection {
                     headers: Mutex::new(hs.headers),
                     subprotocol: hs.subprotocol,
                     skip_utf8: AtomicBool::new(skip_utf8),
+                    compression: hs.compression,
                 },
             )?
             .into_any()),
@@ -290,9 +339,19 @@ impl Connection {
         blocking(py, |check| conn.send_close(payload, timeout, check))
     }
 
-    /// The next item as `(opcode, fin, rsv, data: bytes)`; pings/pongs only if `control`.
+    /// The next frame as it arrived, `(opcode, fin, rsv, data: bytes)`; pings/pongs only
+    /// if `control`.
     #[pyo3(signature = (control=false, timeout=None))]
     fn recv_frame<'py>(&self, py: Python<'py>, control: bool, timeout: Option<f64>) -> PyResult<(u8, bool, u8, Bound<'py, PyBytes>)> {
+        let timeout = secs(timeout)?;
+        let conn = &self.conn;
+        let item = blocking(py, |check| conn.recv_frame(control, timeout, check))?;
+        Ok((item.opcode, item.fin, item.rsv, PyBytes::new(py, &item.data)))
+    }
+
+    /// The next message, fragments joined, `(opcode, fin, rsv, data: bytes)`.
+    #[pyo3(signature = (control=false, timeout=None))]
+    fn recv_message<'py>(&self, py: Python<'py>, control: bool, timeout: Option<f64>) -> PyResult<(u8, bool, u8, Bound<'py, PyBytes>)> {
         let timeout = secs(timeout)?;
         let conn = &self.conn;
         let item = blocking(py, |check| conn.recv(control, timeout, check))?;
@@ -308,12 +367,13 @@ impl Connection {
         Ok((item.opcode, self.data_obj(py, &item, decode)?))
     }
 
-    /// Up to `max` items `(opcode, fin, data)` at once, waiting for at least one.
-    #[pyo3(signature = (max=256, timeout=None, decode=true))]
-    fn recv_batch<'py>(&self, py: Python<'py>, max: usize, timeout: Option<f64>, decode: bool) -> PyResult<Bound<'py, PyList>> {
+    /// Up to `max` items `(opcode, fin, data)` at once, waiting for at least one: whole
+    /// messages, or every fragment when `fragments` is set.
+    #[pyo3(signature = (max=256, timeout=None, decode=true, fragments=false))]
+    fn recv_batch<'py>(&self, py: Python<'py>, max: usize, timeout: Option<f64>, decode: bool, fragments: bool) -> PyResult<Bound<'py, PyList>> {
         let timeout = secs(timeout)?;
         let conn = &self.conn;
-        let items = blocking(py, |check| conn.recv_batch(max, timeout, check))?;
+        let items = blocking(py, |check| conn.recv_batch(max, fragments, timeout, check))?;
         let list = PyList::empty(py);
         for item in &items {
             list.append((item.opcode, item.fin, self.data_obj(py, item, decode)?))?;
@@ -388,6 +448,12 @@ impl Connection {
     #[getter]
     fn subprotocol(&self) -> Option<String> {
         self.subprotocol.clone()
+    }
+
+    /// The permessage-deflate parameters in force (a dict), or None without compression.
+    #[getter]
+    fn compression<'py>(&self, py: Python<'py>) -> PyResult<Option<Bound<'py, PyDict>>> {
+        self.compression.as_ref().map(|p| params_dict(py, p)).transpose()
     }
 
     #[getter]

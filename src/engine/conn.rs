@@ -17,7 +17,8 @@ use super::error::{Error, Terminal};
 use super::reactor::{self, Reactor};
 use super::trace;
 use crate::protocol::codec::{Codec, Config, Item, Mode, Reply, Sink, TracedFrame};
-use crate::protocol::frame::{self, OP_CLOSE, OP_PING, OP_PONG};
+use crate::protocol::deflate::Deflater;
+use crate::protocol::frame::{self, OP_BINARY, OP_CLOSE, OP_CONT, OP_PING, OP_PONG, OP_TEXT};
 use crate::transport::stream::{ReadOutcome, Stream};
 use crate::transport::{Deadline, Interrupt, NetError};
 
@@ -34,6 +35,8 @@ const MAX_PONG_BACKLOG: usize = 256 * 1024;
 /// Largest read the reactor does for one connection before looking at the others.
 const REACTOR_BUDGET: usize = 1024 * 1024;
 const SCRATCH: usize = 64 * 1024;
+/// How long the close frame that fails a connection may take to go out.
+const FAIL_CLOSE_TIMEOUT: Duration = Duration::from_secs(1);
 /// Frame buffers above this are released after use, so idle connections stay small.
 const KEEP_CAPACITY: usize = 64 * 1024;
 
@@ -58,6 +61,13 @@ struct ReadSide {
     terminal: Option<Terminal>,
     /// The payload of the peer's close frame, once received.
     peer_close: Option<Vec<u8>>,
+    /// A fragmented message being joined by `recv` (its first fragments).
+    partial: Option<Item>,
+    /// The close code owed to the peer after a protocol failure. It is sent (and the
+    /// connection dropped) when the application reads past the items that came before the
+    /// failure, so its answers to those still reach the peer first, as they would with the
+    /// reference, which only reads when asked.
+    owed_close: Option<u16>,
     last_exit: Instant,
     ready_signalled: bool,
 }
@@ -65,7 +75,41 @@ struct ReadSide {
 struct WriteSide {
     /// Wire bytes accepted but not yet sent (from non-blocking attempts).
     pending: Vec<u8>,
+    /// permessage-deflate: the compressor (None when not negotiated, or when our window
+    /// is limited to 8 bits, which zlib cannot produce: messages then go uncompressed),
+    /// whether a compressed fragmented message is in progress, and its output buffer.
+    deflater: Option<Deflater>,
+    compressing: bool,
+    zbuf: Vec<u8>,
     scratch: Vec<u8>,
+}
+
+impl WriteSide {
+    /// Puts the frame's wire bytes in `scratch`, compressing data frames when
+    /// permessage-deflate is on (see `Conn::send_frame`).
+    fn encode(&mut self, fin: bool, rsv: u8, opcode: u8, payload: &[u8], mask: Option<[u8; 4]>) {
+        let compress = match opcode {
+            OP_TEXT | OP_BINARY => self.deflater.is_some() && rsv == 0,
+            OP_CONT => self.compressing,
+            _ => false,
+        };
+        if opcode == OP_TEXT || opcode == OP_BINARY {
+            self.compressing = compress && !fin;
+        }
+        self.scratch.clear();
+        match self.deflater.as_mut() {
+            Some(d) if compress => {
+                self.zbuf.clear();
+                d.compress(payload, fin, &mut self.zbuf);
+                if fin {
+                    self.compressing = false;
+                }
+                let rsv = if opcode == OP_CONT { rsv } else { rsv | 0b100 };
+                frame::encode_frame(&mut self.scratch, fin, rsv, opcode, &self.zbuf, mask);
+            }
+            _ => frame::encode_frame(&mut self.scratch, fin, rsv, opcode, payload, mask),
+        }
+    }
 }
 
 pub struct Conn {
@@ -96,6 +140,7 @@ impl Conn {
     /// Wraps a connected, handshaken stream; `leftover` is what followed the handshake.
     pub fn new(stream: Stream, cfg: Config, leftover: &[u8]) -> Result<Arc<Conn>, Error> {
         let reactor = Reactor::get().map_err(|e| Error::Net(NetError::Io(e)))?;
+        let deflater = cfg.deflate.as_ref().and_then(Deflater::new);
         let conn = Arc::new(Conn {
             stream,
             read: Mutex::new(ReadSide {
@@ -109,11 +154,13 @@ impl Conn {
                 eager: false,
                 terminal: None,
                 peer_close: None,
+                partial: None,
+                owed_close: None,
                 last_exit: Instant::now(),
                 ready_signalled: false,
             }),
             read_cv: Condvar::new(),
-            write: Mutex::new(WriteSide { pending: Vec::new(), scratch: Vec::new() }),
+            write: Mutex::new(WriteSide { pending: Vec::new(), scratch: Vec::new(), deflater, compressing: false, zbuf: Vec::new() }),
             outbox: Mutex::new(Vec::new()),
             outbox_flag: AtomicBool::new(false),
             want_write: AtomicBool::new(false),
@@ -173,7 +220,7 @@ impl Conn {
             let mut sink = Sink { items: &mut st.queue, replies: &mut replies, traced: tracing.then_some(&mut traced) };
             st.codec.feed(data, &mut sink)
         };
-        self.after_feed(st, before, result, &mut replies, traced);
+        self.after_feed(st, before, result, traced);
         replies
     }
 
@@ -182,7 +229,6 @@ impl Conn {
         st: &mut ReadSide,
         before: usize,
         result: Result<(), crate::protocol::codec::Failure>,
-        replies: &mut Vec<Reply>,
         traced: Vec<TracedFrame>,
     ) {
         for t in &traced {
@@ -197,9 +243,8 @@ impl Conn {
             }
         }
         if let Err(failure) = result {
-            if !self.close_sent.load(Ordering::Acquire) {
-                replies.push(Reply::Close(Some(failure.close_code()), Vec::new()));
-            }
+            // Sent by the reader that reaches the failure (see `owed_close`).
+            st.owed_close = Some(failure.close_code());
             st.terminal = Some(Terminal::Failed(failure));
         }
         if st.queue.len() != before || st.terminal.is_some() {
@@ -229,7 +274,7 @@ impl Conn {
                 let mut sink = Sink { items: &mut side.queue, replies: &mut replies, traced: tracing.then_some(&mut traced) };
                 side.codec.return_buffer(buf, added, &mut sink)
             };
-            self.after_feed(st, before, result, &mut replies, traced);
+            self.after_feed(st, before, result, traced);
             return self.finish_read(st, res, replies, added);
         }
         SCRATCH_BUF.with(|cell| {
@@ -331,7 +376,11 @@ impl Conn {
                 break r;
             }
             if let Some(t) = &st.terminal {
-                break Err(t.to_error());
+                let err = t.to_error();
+                if let Some(code) = st.owed_close.take() {
+                    MutexGuard::unlocked(&mut st, || self.fail_connection(code));
+                }
+                break Err(err);
             }
             if st.peer_close.is_some() && st.queue.is_empty() {
                 // The close frame was delivered: nothing more will come.
@@ -379,27 +428,42 @@ impl Conn {
         result
     }
 
-    /// The next item; ping/pong items are skipped unless `control` is set.
+    /// The next message: data fragments joined (the codec queues checked fragments, so
+    /// `recv_frame` can still see them one by one), control frames as they come. Pings and
+    /// pongs are skipped unless `control` is set. In raw mode items pass through untouched.
     pub fn recv(self: &Arc<Self>, control: bool, timeout: Option<Duration>, interrupt: Interrupt<'_>) -> Result<Item, Error> {
+        self.wait_for(timeout, interrupt, |st| take_message(st, control).map(Ok))
+    }
+
+    /// The next frame as it arrived (fragments not joined); pings/pongs only if `control`.
+    pub fn recv_frame(self: &Arc<Self>, control: bool, timeout: Option<Duration>, interrupt: Interrupt<'_>) -> Result<Item, Error> {
         self.wait_for(timeout, interrupt, |st| loop {
-            let item = st.queue.pop_front()?;
-            st.queued_bytes -= cost(&item);
+            let item = pop(st)?;
             if control || !matches!(item.opcode, OP_PING | OP_PONG) || st.codec.config().mode == Mode::Raw {
                 return Some(Ok(item));
             }
         })
     }
 
-    /// Up to `max` items at once (at least one), for callback dispatch.
-    pub fn recv_batch(self: &Arc<Self>, max: usize, timeout: Option<Duration>, interrupt: Interrupt<'_>) -> Result<Vec<Item>, Error> {
+    /// Up to `max` items at once (at least one), for callback dispatch: messages joined
+    /// unless `fragments` is set; every control frame included.
+    pub fn recv_batch(
+        self: &Arc<Self>,
+        max: usize,
+        fragments: bool,
+        timeout: Option<Duration>,
+        interrupt: Interrupt<'_>,
+    ) -> Result<Vec<Item>, Error> {
         self.wait_for(timeout, interrupt, |st| {
-            if st.queue.is_empty() {
-                return None;
+            let mut items = Vec::new();
+            while items.len() < max.max(1) {
+                let next = if fragments { pop(st) } else { take_message(st, true) };
+                match next {
+                    Some(item) => items.push(item),
+                    None => break,
+                }
             }
-            let n = st.queue.len().min(max.max(1));
-            let items: Vec<Item> = st.queue.drain(..n).collect();
-            st.queued_bytes -= items.iter().map(cost).sum::<usize>();
-            Some(Ok(items))
+            (!items.is_empty()).then_some(Ok(items))
         })
     }
 
@@ -567,6 +631,13 @@ impl Conn {
     // ---- writing ------------------------------------------------------------------------
 
     /// Sends one frame; returns its length on the wire.
+    ///
+    /// With permessage-deflate, data frames whose RSV bits are clear are compressed: the
+    /// first frame of a message gets RSV1; the continuation frames of a compressed message
+    /// (sent with `fin=false` first) continue its DEFLATE stream, each ending in a sync
+    /// flush so the peer can inflate it as it arrives, and the final one drops the
+    /// `00 00 ff ff` tail. A data frame with RSV bits set by the caller, and the
+    /// continuations of a message it starts, go out as given.
     #[allow(clippy::too_many_arguments)]
     pub fn send_frame(
         &self,
@@ -587,8 +658,7 @@ impl Conn {
             let pending = std::mem::take(&mut w.pending);
             self.stream.send_wire(&pending, timeout, interrupt)?;
         }
-        w.scratch.clear();
-        frame::encode_frame(&mut w.scratch, fin, rsv, opcode, payload, mask);
+        w.encode(fin, rsv, opcode, payload, mask);
         let len = w.scratch.len();
         if trace::enabled() {
             trace::frame("Sent", &w.scratch, fin, opcode, payload);
@@ -599,6 +669,9 @@ impl Conn {
         };
         if w.scratch.capacity() > KEEP_CAPACITY {
             w.scratch = Vec::new();
+        }
+        if w.zbuf.capacity() > KEEP_CAPACITY {
+            w.zbuf = Vec::new();
         }
         drop(w);
         if self.outbox_flag.load(Ordering::SeqCst) {
@@ -615,6 +688,15 @@ impl Conn {
         }
         self.send_frame(true, 0, OP_CLOSE, payload, None, timeout, interrupt)?;
         Ok(true)
+    }
+
+    /// Fails the connection after a protocol error (RFC 6455 7.1.7): our close frame with
+    /// `code` unless one was sent, then the TCP connection is dropped.
+    fn fail_connection(&self, code: u16) {
+        if !self.close_sent.swap(true, Ordering::AcqRel) {
+            let _ = self.send_frame(true, 0, OP_CLOSE, &code.to_be_bytes(), None, Some(FAIL_CLOSE_TIMEOUT), &|| false);
+        }
+        self.stream.shutdown();
     }
 
     /// Control replies from the read path: written at once when the write side is free,
@@ -663,11 +745,6 @@ impl Conn {
         self.outbox.lock().extend_from_slice(&bytes);
         self.outbox_flag.store(true, Ordering::SeqCst);
         self.flush_outbox();
-        // A protocol failure: after our close frame, drop the connection (RFC 6455 7.1.7).
-        let failed = matches!(self.read.try_lock().map(|s| s.terminal.clone()), Some(Some(Terminal::Failed(_))));
-        if failed {
-            self.stream.shutdown();
-        }
     }
 
     /// Moves the outbox to the socket if the write side is free (non-blocking).
@@ -735,6 +812,46 @@ impl Conn {
     /// Shuts the socket down both ways, waking every blocked thread.
     pub fn shutdown(&self) {
         self.stream.shutdown();
+    }
+}
+
+fn pop(st: &mut ReadSide) -> Option<Item> {
+    let item = st.queue.pop_front()?;
+    st.queued_bytes -= cost(&item);
+    Some(item)
+}
+
+/// Pops until a whole message (or a wanted control frame) is available; fragments taken so
+/// far wait in `st.partial`. An unfragmented message is handed over without a copy.
+fn take_message(st: &mut ReadSide, control: bool) -> Option<Item> {
+    let raw = st.codec.config().mode == Mode::Raw;
+    loop {
+        let item = pop(st)?;
+        if raw {
+            return Some(item);
+        }
+        match item.opcode {
+            OP_PING | OP_PONG => {
+                if control {
+                    return Some(item);
+                }
+            }
+            OP_CLOSE => return Some(item),
+            _ => {
+                let done = item.fin;
+                let msg = match st.partial.take() {
+                    None => item,
+                    Some(mut first) => {
+                        first.data.extend_from_slice(&item.data);
+                        first
+                    }
+                };
+                if done {
+                    return Some(Item { fin: true, ..msg });
+                }
+                st.partial = Some(msg);
+            }
+        }
     }
 }
 

@@ -9,6 +9,7 @@ use super::conn::Conn;
 use super::error::Error;
 use super::trace;
 use crate::protocol::codec::Config;
+use crate::protocol::deflate::{self, Offer, Params};
 use crate::protocol::handshake::{self, ParseError, RequestSpec, Response};
 use crate::transport::proxy::{self, ProxySpec};
 use crate::transport::stream::{ReadOutcome, Stream};
@@ -27,6 +28,8 @@ pub struct ConnectSpec {
     /// A proxy to tunnel through (ignored with `socket_fd`, like the reference).
     pub proxy: Option<ProxySpec>,
     pub codec: Config,
+    /// permessage-deflate offer (its header value is already in `request.extensions`).
+    pub deflate: Option<Offer>,
 }
 
 pub struct Handshake {
@@ -34,6 +37,8 @@ pub struct Handshake {
     pub reason: String,
     pub headers: Vec<(String, String)>,
     pub subprotocol: Option<String>,
+    /// permessage-deflate parameters, when the server accepted our offer.
+    pub compression: Option<Params>,
 }
 
 pub enum Outcome {
@@ -99,11 +104,26 @@ pub fn connect(spec: &ConnectSpec, interrupt: Interrupt<'_>) -> Result<Outcome, 
             return Err(Error::Handshake(m));
         }
     };
+    let extensions: Vec<&str> = resp
+        .headers
+        .iter()
+        .filter(|(k, _)| k.eq_ignore_ascii_case("sec-websocket-extensions"))
+        .map(|(_, v)| v.as_str())
+        .collect();
+    let extensions = (!extensions.is_empty()).then(|| extensions.join(", "));
+    let compression = match deflate::negotiate(spec.deflate.as_ref(), extensions.as_deref()) {
+        Ok(p) => p,
+        Err(m) => {
+            stream.shutdown();
+            return Err(Error::Handshake(m));
+        }
+    };
     let leftover = buf.split_off(resp.head_len);
-    let conn = Conn::new(stream, spec.codec.clone(), &leftover)?;
+    let codec = Config { deflate: compression, ..spec.codec.clone() };
+    let conn = Conn::new(stream, codec, &leftover)?;
     Ok(Outcome::Connected(
         conn,
-        Handshake { status: resp.status, reason: resp.reason, headers: resp.headers, subprotocol },
+        Handshake { status: resp.status, reason: resp.reason, headers: resp.headers, subprotocol, compression },
     ))
 }
 

@@ -5,6 +5,10 @@
 //! must be answered (pong, close). It never touches a socket: the engine feeds it what it
 //! reads and sends the replies it returns.
 //!
+//! permessage-deflate (RFC 7692), when negotiated: RSV1 is accepted on the first frame of a
+//! data message only, and compressed messages are inflated frame by frame as they arrive, so
+//! UTF-8 is still checked on the fly and the size limit holds for the inflated size.
+//!
 //! Three delivery modes:
 //! - `Messages`: complete data messages, control frames one by one (the default).
 //! - `Fragments`: every data frame as it arrives, still checked (`fire_cont_frame`).
@@ -13,6 +17,7 @@
 
 use std::collections::VecDeque;
 
+use super::deflate::{InflateError, Inflater, Params};
 use super::frame::{self, Header, OP_BINARY, OP_CLOSE, OP_CONT, OP_PING, OP_PONG, OP_TEXT};
 use super::utf8::Utf8Validator;
 
@@ -28,13 +33,15 @@ pub struct Config {
     pub mode: Mode,
     pub skip_utf8: bool,
     /// Largest message (or frame, in raw mode) accepted; `None` is unlimited, as in the
-    /// reference.
+    /// reference. For compressed messages it bounds the inflated size.
     pub max_message: Option<u64>,
+    /// permessage-deflate parameters, when the handshake agreed on it.
+    pub deflate: Option<Params>,
 }
 
 impl Default for Config {
     fn default() -> Self {
-        Config { mode: Mode::Messages, skip_utf8: false, max_message: None }
+        Config { mode: Mode::Messages, skip_utf8: false, max_message: None, deflate: None }
     }
 }
 
@@ -45,6 +52,7 @@ pub struct Item {
     /// in the fragment and raw modes.
     pub opcode: u8,
     pub fin: bool,
+    /// The frame's RSV bits; RSV1 is cleared on inflated data (raw mode keeps it).
     pub rsv: u8,
     pub data: Vec<u8>,
 }
@@ -131,7 +139,13 @@ pub struct Codec {
     ctrl: Vec<u8>,
     /// Where the current data frame's payload starts in `msg`.
     frame_start: usize,
+    /// Payload bytes of the data message in progress, over all its frames so far.
+    msg_total: u64,
     close_received: bool,
+    /// permessage-deflate: the decompressor, and whether the message in progress is
+    /// compressed (RSV1 on its first frame).
+    inflater: Option<Inflater>,
+    msg_compressed: bool,
 }
 
 /// Payloads at least this long are read straight into the message buffer.
@@ -140,7 +154,6 @@ pub const DIRECT_READ_MIN: u64 = 32 * 1024;
 impl Codec {
     pub fn new(cfg: Config) -> Self {
         Codec {
-            cfg,
             state: State::Header,
             hdr: [0; frame::MAX_HEADER_LEN],
             hdr_len: 0,
@@ -150,7 +163,11 @@ impl Codec {
             utf8: Utf8Validator::new(),
             ctrl: Vec::new(),
             frame_start: 0,
+            msg_total: 0,
             close_received: false,
+            inflater: cfg.deflate.as_ref().map(Inflater::new),
+            msg_compressed: false,
+            cfg,
         }
     }
 
@@ -219,6 +236,7 @@ impl Codec {
             State::Payload { h, remaining }
                 if !frame::is_control(h.opcode)
                     && h.mask.is_none()
+                    && !self.msg_compressed
                     && *remaining >= DIRECT_READ_MIN =>
             {
                 Some(*remaining)
@@ -266,6 +284,35 @@ impl Codec {
         f
     }
 
+    /// Bytes the message (the frame, in fragment mode) may still grow by.
+    fn allowance(&self) -> u64 {
+        match self.cfg.max_message {
+            Some(max) => max.saturating_sub(self.msg.len() as u64),
+            None => u64::MAX,
+        }
+    }
+
+    /// Inflates compressed payload bytes (or, with `tail`, ends the message) into `msg`,
+    /// checking the size limit while inflating and the UTF-8 of what comes out.
+    fn inflate(&mut self, chunk: &[u8], tail: bool) -> Result<(), Failure> {
+        let allowance = self.allowance();
+        let start = self.msg.len();
+        let inflater = self.inflater.as_mut().expect("compressed message without deflate");
+        let r = if tail { inflater.finish(&mut self.msg, allowance) } else { inflater.inflate(chunk, &mut self.msg, allowance) };
+        match r {
+            Ok(()) => {}
+            Err(InflateError::TooBig) => {
+                let max = self.cfg.max_message.unwrap_or(u64::MAX);
+                return Err(self.fail(Failure::TooBig(format!("message of more than {max} bytes once decompressed"))));
+            }
+            Err(InflateError::Corrupt(m)) => return Err(self.fail(Failure::Protocol(m))),
+        }
+        if self.checks_utf8() && self.utf8.feed(&self.msg[start..]).is_err() {
+            return Err(self.fail_utf8());
+        }
+        Ok(())
+    }
+
     fn start_frame(&mut self, h: Header, sink: &mut Sink<'_>) -> Result<(), Failure> {
         if h.len > i64::MAX as u64 {
             return Err(self.fail(Failure::Protocol("frame length has its most significant bit set".into())));
@@ -282,8 +329,15 @@ impl Codec {
         if h.mask.is_some() {
             return Err(self.fail(Failure::Protocol("server sent a masked frame".into())));
         }
-        if h.rsv != 0 {
-            return Err(self.fail(Failure::Protocol("rsv is not implemented, yet".into())));
+        // RSV1 means "compressed" on the first frame of a data message, with deflate only.
+        let rsv1_allowed = self.inflater.is_some() && matches!(h.opcode, OP_TEXT | OP_BINARY);
+        if h.rsv & if rsv1_allowed { 0b011 } else { 0b111 } != 0 {
+            let what = if h.rsv & 0b100 != 0 && self.inflater.is_some() {
+                "RSV1 set on a control or continuation frame"
+            } else {
+                "rsv is not implemented, yet"
+            };
+            return Err(self.fail(Failure::Protocol(what.into())));
         }
         if !frame::is_known_opcode(h.opcode) {
             return Err(self.fail(Failure::Protocol(format!("Invalid opcode {}", h.opcode))));
@@ -306,20 +360,28 @@ impl Codec {
                 }
                 (OP_TEXT | OP_BINARY, None) => {
                     self.msg_op = Some(h.opcode);
-                    self.msg_rsv = h.rsv;
+                    self.msg_compressed = h.rsv & 0b100 != 0;
+                    self.msg_rsv = h.rsv & 0b011;
                     self.utf8.reset();
                     self.msg.clear();
+                    self.msg_total = 0;
                 }
                 _ => {}
             }
-            if let Some(max) = self.cfg.max_message {
-                let assembled = if self.cfg.mode == Mode::Messages { self.msg.len() as u64 } else { 0 };
-                if assembled.saturating_add(h.len) > max {
+
+            // A compressed frame's length says little about the message: its limit is
+            // checked while inflating.
+            if let Some(max) = self.cfg.max_message.filter(|_| !self.msg_compressed) {
+                // Counted across fragments in every mode (fragments are assembled later).
+                if self.msg_total.saturating_add(h.len) > max {
                     return Err(self.fail(Failure::TooBig(format!(
                         "message of more than {max} bytes (frame of {} bytes)",
                         h.len
                     ))));
                 }
+            }
+            if !self.msg_compressed {
+                self.msg_total = self.msg_total.saturating_add(h.len);
             }
             if self.cfg.mode == Mode::Fragments {
                 self.msg.clear();
@@ -340,6 +402,8 @@ impl Codec {
     fn payload_chunk(&mut self, h: Header, chunk: &[u8], remaining: u64, sink: &mut Sink<'_>) -> Result<(), Failure> {
         if self.cfg.mode != Mode::Raw && frame::is_control(h.opcode) {
             self.ctrl.extend_from_slice(chunk);
+        } else if self.msg_compressed && self.cfg.mode != Mode::Raw {
+            self.inflate(chunk, false)?;
         } else {
             let start = self.msg.len();
             self.msg.extend_from_slice(chunk);
@@ -368,6 +432,10 @@ impl Codec {
 
     fn end_frame(&mut self, h: Header, sink: &mut Sink<'_>) -> Result<(), Failure> {
         self.state = State::Header;
+        let inflated = self.msg_compressed && self.cfg.mode != Mode::Raw && !frame::is_control(h.opcode);
+        if inflated && h.fin {
+            self.inflate(&[], true)?;
+        }
         if let Some(traced) = sink.traced.as_deref_mut() {
             let payload = if self.cfg.mode != Mode::Raw && frame::is_control(h.opcode) {
                 self.ctrl.clone()
@@ -395,13 +463,15 @@ impl Codec {
                     return Err(self.fail_utf8());
                 }
                 if self.cfg.mode == Mode::Fragments {
-                    sink.items.push_back(Item { opcode: h.opcode, fin: h.fin, rsv: h.rsv, data: std::mem::take(&mut self.msg) });
+                    let rsv = if inflated { h.rsv & 0b011 } else { h.rsv };
+                    sink.items.push_back(Item { opcode: h.opcode, fin: h.fin, rsv, data: std::mem::take(&mut self.msg) });
                 } else if h.fin {
                     let op = self.msg_op.unwrap_or(h.opcode);
                     sink.items.push_back(Item { opcode: op, fin: true, rsv: self.msg_rsv, data: std::mem::take(&mut self.msg) });
                 }
                 if h.fin {
                     self.msg_op = None;
+                    self.msg_compressed = false;
                 }
             }
         }
@@ -597,4 +667,224 @@ mod tests {
         assert_eq!(items.len(), 1);
         assert_eq!(items[0].data.len(), 100_000);
     }
+
+    // ---- strictness (what Autobahn checks) ----------------------------------------------
+
+    #[test]
+    fn close_codes_valid_ones_are_echoed_invalid_ones_are_1002() {
+        for code in [1000u16, 1001, 1002, 1003, 1007, 1008, 1009, 1010, 1011, 1012, 1013, 1014, 3000, 3999, 4000, 4999] {
+            let (out, r) = run(Config::default(), &[&frame(true, OP_CLOSE, &code.to_be_bytes())]);
+            r.unwrap();
+            assert_eq!(out.replies, vec![Reply::Close(Some(code), vec![])], "{code}");
+        }
+        for code in [0u16, 999, 1004, 1005, 1006, 1015, 1016, 1100, 2000, 2999, 5000, 65535] {
+            let (out, r) = run(Config::default(), &[&frame(true, OP_CLOSE, &code.to_be_bytes())]);
+            assert_eq!(r.unwrap_err().close_code(), 1002, "{code}");
+            assert!(out.replies.is_empty());
+        }
+    }
+
+    #[test]
+    fn empty_close_is_answered_with_an_empty_close() {
+        let (out, r) = run(Config::default(), &[&frame(true, OP_CLOSE, b"")]);
+        r.unwrap();
+        assert_eq!(out.replies, vec![Reply::Close(None, vec![])]);
+    }
+
+    #[test]
+    fn close_reason_must_be_utf8() {
+        let (_, r) = run(Config::default(), &[&frame(true, OP_CLOSE, b"\x03\xe8\xce\xba\xff")]);
+        assert_eq!(r.unwrap_err().close_code(), 1007);
+        let (_, r) = run(Config::default(), &[&frame(true, OP_CLOSE, &[&b"\x03\xe8"[..], "κόσμε".as_bytes()].concat())]);
+        r.unwrap();
+    }
+
+    #[test]
+    fn ping_of_125_bytes_is_answered_126_is_1002() {
+        let (out, r) = run(Config::default(), &[&frame(true, OP_PING, &[b'x'; 125])]);
+        r.unwrap();
+        assert_eq!(out.replies, vec![Reply::Pong(vec![b'x'; 125])]);
+        let (_, r) = run(Config::default(), &[&frame(true, OP_PING, &[b'x'; 126])]);
+        assert_eq!(r.unwrap_err().close_code(), 1002);
+    }
+
+    #[test]
+    fn every_reserved_opcode_and_rsv_bit_is_1002() {
+        for op in [3u8, 4, 5, 6, 7, 0xB, 0xC, 0xD, 0xE, 0xF] {
+            let (_, r) = run(Config::default(), &[&[0x80 | op, 0x00]]);
+            assert_eq!(r.unwrap_err().close_code(), 1002, "opcode {op}");
+        }
+        for rsv in 1u8..8 {
+            let (_, r) = run(Config::default(), &[&[0x81 | rsv << 4, 0x00]]);
+            assert_eq!(r.unwrap_err().close_code(), 1002, "rsv {rsv}");
+        }
+    }
+
+    #[test]
+    fn messages_before_a_failure_are_delivered_first() {
+        let mut bytes = frame(true, OP_TEXT, b"Hello, world!");
+        bytes.extend([0xA1, 0x00]); // RSV2
+        bytes.extend(frame(true, OP_PING, b""));
+        let (out, r) = run(Config::default(), &[&bytes]);
+        assert_eq!(r.unwrap_err().close_code(), 1002);
+        assert_eq!(out.items.len(), 1);
+        assert_eq!(out.items[0].data, b"Hello, world!");
+        assert!(out.replies.is_empty(), "the ping after the failure is not answered");
+    }
+
+    #[test]
+    fn utf8_split_across_fragments_is_valid_and_truncated_text_is_1007() {
+        let s = "κόσμε".as_bytes();
+        let mut bytes = frame(false, OP_TEXT, &s[..1]);
+        bytes.extend(frame(false, OP_CONT, &s[1..4]));
+        bytes.extend(frame(true, OP_CONT, &s[4..]));
+        let (out, r) = run(Config::default(), &[&bytes]);
+        r.unwrap();
+        assert_eq!(out.items[0].data, s);
+        let (_, r) = run(Config::default(), &[&frame(true, OP_TEXT, &s[..s.len() - 1])]);
+        assert_eq!(r.unwrap_err().close_code(), 1007);
+    }
+
+    // ---- permessage-deflate ------------------------------------------------------------
+
+    const HELLO_Z: [u8; 7] = [0xf2, 0x48, 0xcd, 0xc9, 0xc9, 0x07, 0x00];
+
+    fn deflate_cfg() -> Config {
+        Config { deflate: Some(Params::default()), ..Config::default() }
+    }
+
+    fn zframe(fin: bool, rsv: u8, op: u8, payload: &[u8]) -> Vec<u8> {
+        let mut v = Vec::new();
+        frame::encode_frame(&mut v, fin, rsv, op, payload, None);
+        v
+    }
+
+    fn compress(msgs: &[&[u8]]) -> Vec<Vec<u8>> {
+        let mut d = super::super::deflate::Deflater::new(&Params::default()).unwrap();
+        msgs.iter()
+            .map(|m| {
+                let mut out = Vec::new();
+                d.compress(m, true, &mut out);
+                out
+            })
+            .collect()
+    }
+
+    #[test]
+    fn compressed_message_is_inflated_rsv1_cleared() {
+        let (out, r) = run(deflate_cfg(), &[&zframe(true, 0b100, OP_TEXT, &HELLO_Z)]);
+        r.unwrap();
+        assert_eq!(out.items[0], Item { opcode: OP_TEXT, fin: true, rsv: 0, data: b"Hello".to_vec() });
+        // Uncompressed messages stay allowed when deflate is on.
+        let (out, r) = run(deflate_cfg(), &[&frame(true, OP_BINARY, b"plain")]);
+        r.unwrap();
+        assert_eq!(out.items[0].data, b"plain");
+    }
+
+    #[test]
+    fn compressed_fragments_with_context_takeover() {
+        let mut bytes = zframe(false, 0b100, OP_TEXT, &HELLO_Z[..2]);
+        bytes.extend(frame(true, OP_PING, b"p"));
+        bytes.extend(zframe(false, 0, OP_CONT, &HELLO_Z[2..5]));
+        bytes.extend(zframe(true, 0, OP_CONT, &HELLO_Z[5..]));
+        // RFC 7692 7.2.3.2: the next message refers back into the previous one.
+        bytes.extend(zframe(true, 0b100, OP_TEXT, &[0xf2, 0x00, 0x11, 0x00, 0x00]));
+        let chunks: Vec<&[u8]> = bytes.chunks(1).collect();
+        let (out, r) = run(deflate_cfg(), &chunks);
+        r.unwrap();
+        let texts: Vec<&[u8]> = out.items.iter().filter(|i| i.opcode == OP_TEXT).map(|i| &i.data[..]).collect();
+        assert_eq!(texts, vec![&b"Hello"[..], &b"Hello"[..]]);
+    }
+
+    #[test]
+    fn fragment_mode_delivers_inflated_frames() {
+        let z = compress(&[b"Hello, compressed world"]).remove(0);
+        let mut bytes = zframe(false, 0b100, OP_BINARY, &z[..4]);
+        bytes.extend(zframe(true, 0, OP_CONT, &z[4..]));
+        let cfg = Config { mode: Mode::Fragments, ..deflate_cfg() };
+        let (out, r) = run(cfg, &[&bytes]);
+        r.unwrap();
+        assert_eq!(out.items.len(), 2);
+        assert!(out.items.iter().all(|i| i.rsv == 0));
+        let joined: Vec<u8> = out.items.iter().flat_map(|i| i.data.clone()).collect();
+        assert_eq!(joined, b"Hello, compressed world");
+    }
+
+    #[test]
+    fn rsv1_is_1002_on_control_continuation_or_without_deflate() {
+        let cases = [
+            (deflate_cfg(), [zframe(false, 0, OP_TEXT, b"a"), zframe(true, 0b100, OP_CONT, b"b")].concat()),
+            (deflate_cfg(), zframe(true, 0b100, OP_PING, b"")),
+            (deflate_cfg(), zframe(true, 0b100, OP_CLOSE, b"")),
+            (deflate_cfg(), zframe(true, 0b010, OP_TEXT, b"")),
+            (deflate_cfg(), zframe(true, 0b110, OP_TEXT, &HELLO_Z)),
+            (Config::default(), zframe(true, 0b100, OP_TEXT, &HELLO_Z)),
+        ];
+        for (cfg, bytes) in cases {
+            let (_, r) = run(cfg, &[&bytes]);
+            assert_eq!(r.unwrap_err().close_code(), 1002, "{bytes:x?}");
+        }
+    }
+
+    #[test]
+    fn compressed_invalid_utf8_fails_on_the_first_frame() {
+        let mut d = super::super::deflate::Deflater::new(&Params::default()).unwrap();
+        let mut z = Vec::new();
+        d.compress(b"ok \xff bad", false, &mut z);
+        let (out, r) = run(deflate_cfg(), &[&zframe(false, 0b100, OP_TEXT, &z)]);
+        assert_eq!(r.unwrap_err().close_code(), 1007);
+        assert!(out.items.is_empty());
+    }
+
+    #[test]
+    fn compressed_bomb_is_1009_while_inflating() {
+        let zeros = vec![0u8; 8 << 20];
+        let z = compress(&[&zeros]).remove(0);
+        assert!(z.len() < 80 * 1024, "{}", z.len());
+        let cfg = Config { max_message: Some(1 << 20), ..deflate_cfg() };
+        let (out, r) = run(cfg, &[&zframe(true, 0b100, OP_BINARY, &z)]);
+        assert_eq!(r.unwrap_err().close_code(), 1009);
+        assert!(out.items.is_empty());
+        // The limit counts the inflated size across fragments too.
+        let half = zeros.len() / 2;
+        let mut d = super::super::deflate::Deflater::new(&Params::default()).unwrap();
+        let (mut a, mut b) = (Vec::new(), Vec::new());
+        d.compress(&zeros[..half], false, &mut a);
+        d.compress(&zeros[half..], true, &mut b);
+        let bytes = [zframe(false, 0b100, OP_BINARY, &a), zframe(true, 0, OP_CONT, &b)].concat();
+        let cfg = Config { max_message: Some(6 << 20), ..deflate_cfg() };
+        let (_, r) = run(cfg.clone(), &[&bytes]);
+        assert_eq!(r.unwrap_err().close_code(), 1009);
+        let cfg = Config { max_message: Some(8 << 20), ..cfg };
+        let (out, r) = run(cfg, &[&bytes]);
+        r.unwrap();
+        assert_eq!(out.items[0].data.len(), 8 << 20);
+    }
+
+    #[test]
+    fn a_large_incompressible_message_is_not_refused_for_its_compressed_length() {
+        // Random bytes grow slightly when compressed; the limit applies to what comes out.
+        let mut x = 0x9E37_79B9_7F4A_7C15u64;
+        let data: Vec<u8> = (0..100_000)
+            .map(|_| {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                (x >> 24) as u8
+            })
+            .collect();
+        let z = compress(&[&data]).remove(0);
+        assert!(z.len() > data.len());
+        let cfg = Config { max_message: Some(data.len() as u64), ..deflate_cfg() };
+        let (out, r) = run(cfg, &[&zframe(true, 0b100, OP_BINARY, &z)]);
+        r.unwrap();
+        assert_eq!(out.items[0].data, data);
+    }
+
+    #[test]
+    fn corrupt_compressed_data_is_1002() {
+        let (_, r) = run(deflate_cfg(), &[&zframe(true, 0b100, OP_BINARY, &[0xff, 0xff, 0xff])]);
+        assert_eq!(r.unwrap_err().close_code(), 1002);
+    }
+
 }

@@ -1,6 +1,8 @@
-//! Sans-I/O WebSocket client protocol: frames, UTF-8, the state machine, the handshake.
+//! Sans-I/O WebSocket client protocol: frames, UTF-8, the state machine, the handshake,
+//! permessage-deflate.
 
 pub mod codec;
+pub mod deflate;
 pub mod frame;
 pub mod handshake;
 pub mod utf8;

@@ -307,6 +307,13 @@ impl Deflater {
             if out[start..].ends_with(&TAIL) {
                 out.truncate(out.len() - TAIL.len());
             }
+            if out.len() == start {
+                // A sync flush right after another one emits nothing (zlib has no progress
+                // to make), but the receiver appends `00 00 ff ff` to every message, which
+                // only parses after a block header: send the empty stored block's header
+                // byte, as RFC 7692 7.2.3.6 suggests for an empty message.
+                out.push(0x00);
+            }
             if self.no_context {
                 self.c.reset();
             }
@@ -330,6 +337,8 @@ pub struct Inflater {
     /// The DEFLATE stream ended (BFINAL) inside the current message: the rest of the
     /// message is ignored and the next one starts a fresh stream.
     ended: bool,
+    /// Compressed bytes arrived for the current message.
+    fed: bool,
 }
 
 impl std::fmt::Debug for Inflater {
@@ -347,6 +356,7 @@ impl Inflater {
             d: Decompress::new_with_window_bits(false, p.server_max_window_bits.max(9)),
             no_context: p.server_no_context_takeover,
             ended: false,
+            fed: false,
         }
     }
 
@@ -354,6 +364,7 @@ impl Inflater {
     /// `allowance` bytes; `TooBig` as soon as the output would exceed it (checked while
     /// inflating, so a small message cannot expand into gigabytes first).
     pub fn inflate(&mut self, mut input: &[u8], out: &mut Vec<u8>, allowance: u64) -> Result<(), InflateError> {
+        self.fed |= !input.is_empty();
         let mut produced = 0u64;
         loop {
             if self.ended {
@@ -398,7 +409,11 @@ impl Inflater {
     /// Ends the message: inflates the removed `00 00 ff ff` tail and resets the context
     /// when the server does not take it over.
     pub fn finish(&mut self, out: &mut Vec<u8>, allowance: u64) -> Result<(), InflateError> {
-        let r = if self.ended { Ok(()) } else { self.inflate(&TAIL, out, allowance) };
+        // A message with no compressed bytes at all is empty. The tail is not inflated
+        // then: after an earlier flush it would not parse (see `Deflater::compress`), and
+        // would leave the stream broken for the next message.
+        let r = if self.ended || !self.fed { Ok(()) } else { self.inflate(&TAIL, out, allowance) };
+        self.fed = false;
         if self.no_context || self.ended {
             self.d.reset(false);
             self.ended = false;
@@ -536,6 +551,68 @@ mod tests {
         d.compress(b"abc", false, &mut a);
         d.compress(b"", true, &mut b);
         assert_eq!(inflate_all(&mut inf, &[&a, &b]), b"abc");
+    }
+
+    /// What a standard receiver does (RFC 7692 7.2.2): one raw DEFLATE stream, each
+    /// message's payload followed by `00 00 ff ff`; every byte must be consumed.
+    fn standard_inflate(messages: &[Vec<u8>]) -> Vec<Vec<u8>> {
+        let mut d = Decompress::new(false);
+        messages
+            .iter()
+            .map(|m| {
+                let mut input = m.clone();
+                input.extend_from_slice(&TAIL);
+                let mut out = Vec::with_capacity(1 << 20);
+                let before = d.total_in();
+                d.decompress_vec(&input, &mut out, FlushDecompress::Sync).unwrap();
+                assert_eq!((d.total_in() - before) as usize, input.len(), "message not fully consumed");
+                out
+            })
+            .collect()
+    }
+
+    #[test]
+    fn empty_messages_keep_the_stream_valid_for_a_standard_receiver() {
+        let mut d = Deflater::new(&Params::default()).unwrap();
+        let plain: [&[u8]; 6] = [b"abc", b"", b"", "\u{e9}\u{e9}".as_bytes(), b"", b"abc"];
+        let wire: Vec<Vec<u8>> = plain
+            .iter()
+            .map(|m| {
+                let mut out = Vec::new();
+                d.compress(m, true, &mut out);
+                assert!(!out.is_empty(), "a compressed message is never empty on the wire");
+                out
+            })
+            .collect();
+        let got = standard_inflate(&wire);
+        assert_eq!(got, plain.iter().map(|m| m.to_vec()).collect::<Vec<_>>());
+        // Ours too, message by message, with the context kept.
+        let mut inf = Inflater::new(&Params::default());
+        for (w, m) in wire.iter().zip(plain) {
+            assert_eq!(inflate_all(&mut inf, &[w]), m);
+        }
+        // A fragmented message whose last fragment is empty.
+        let (mut a, mut b) = (Vec::new(), Vec::new());
+        d.compress(b"xyz", false, &mut a);
+        d.compress(b"", true, &mut b);
+        let mut joined = a.clone();
+        joined.extend_from_slice(&b);
+        assert_eq!(standard_inflate(&[joined]), vec![b"xyz".to_vec()]);
+    }
+
+    #[test]
+    fn a_peer_sending_no_bytes_for_an_empty_message_does_not_break_the_stream() {
+        // Some peers send an empty payload (RSV1 set) for an empty message.
+        let mut d = Deflater::new(&Params::default()).unwrap();
+        let mut inf = Inflater::new(&Params::default());
+        let mut first = Vec::new();
+        d.compress(b"hello", true, &mut first);
+        assert_eq!(inflate_all(&mut inf, &[&first]), b"hello");
+        assert_eq!(inflate_all(&mut inf, &[]), b"");
+        assert_eq!(inflate_all(&mut inf, &[&[]]), b"");
+        let mut next = Vec::new();
+        d.compress(b"hello again", true, &mut next);
+        assert_eq!(inflate_all(&mut inf, &[&next]), b"hello again");
     }
 
     #[test]

@@ -21,7 +21,11 @@ import pytest
 
 import websocket
 
-pytestmark = pytest.mark.skipif(sys.platform == "win32", reason="pseudo-terminals are POSIX")
+pytestmark = [
+    pytest.mark.skipif(sys.platform == "win32", reason="pseudo-terminals are POSIX"),
+    # websocket-client has no ``python -m websocket`` and leaves differently (docs/wsdump.md).
+    pytest.mark.skipif(not hasattr(websocket, "_native"), reason="websocket-rust's wsdump"),
+]
 
 # Makes the pty the controlling terminal of the child (so Ctrl-C becomes SIGINT), then
 # runs the command given after it.

@@ -357,14 +357,18 @@ class WebSocketApp:
 
     # ---- callbacks ----------------------------------------------------------------------
 
-    def _invoke(self, callback: Callback, args: Tuple[Any, ...]) -> None:
+    def _capacity(self, callback: Callback) -> Optional[int]:
+        """``_positional_capacity``, cached per callback."""
         entry = self._arity.get(id(callback))
         if entry is None or entry[0] is not callback:
             if len(self._arity) > 64:
                 self._arity.clear()
             entry = (callback, _positional_capacity(callback))
             self._arity[id(callback)] = entry
-        n = entry[1]
+        return entry[1]
+
+    def _invoke(self, callback: Callback, args: Tuple[Any, ...]) -> None:
+        n = self._capacity(callback)
         if n is None or n > len(args):
             callback(self, *args)
         else:
@@ -377,13 +381,16 @@ class WebSocketApp:
         try:
             self._invoke(callback, args)
         except Exception as e:
-            error(f"error from callback {callback}: {e}")
-            on_error = self.on_error
-            if on_error and callback is not on_error:
-                try:
-                    self._invoke(on_error, (e,))
-                except Exception as e2:
-                    error(f"error from callback {on_error}: {e2}")
+            self._callback_failed(callback, e)
+
+    def _callback_failed(self, callback: Callback, e: Exception) -> None:
+        error(f"error from callback {callback}: {e}")
+        on_error = self.on_error
+        if on_error and callback is not on_error:
+            try:
+                self._invoke(on_error, (e,))
+            except Exception as e2:
+                error(f"error from callback {on_error}: {e2}")
 
     def _get_close_args(self, close_frame: Optional[ABNF]) -> List[Optional[Union[int, str]]]:
         """[code, reason] of a close frame, [None, None] without one."""
@@ -557,6 +564,15 @@ class _Run:
         ended when an item ends it, else None."""
         app = self.app
         callback = app._callback
+        # on_message(app, message) is called here directly while no on_data is set: going
+        # through _callback/_invoke for each message was most of the cost of a small message
+        # (bench/RESULTS.md, push100app). Looked up again per message, as callbacks may
+        # replace each other.
+        direct = app.on_message
+        if direct is not None:
+            n = app._capacity(direct)
+            if n is not None and n < 2:
+                direct = None
         for opcode, fin, data in items:
             if not app.keep_running:
                 return _STOPPED, None
@@ -566,6 +582,13 @@ class _Run:
                         data = data.decode("utf-8")
                     except UnicodeDecodeError:
                         pass  # a character split across fragments: hand over the bytes
+                on_message = app.on_message
+                if on_message is direct and on_message is not None and not app.on_data:
+                    try:
+                        on_message(app, data)
+                    except Exception as e:
+                        app._callback_failed(on_message, e)
+                    continue
                 if app.on_data:
                     callback(app.on_data, data, opcode, True)
                 callback(app.on_message, data)

@@ -33,6 +33,7 @@ from ._utils import NoLock
 __all__ = ["WebSocket", "create_connection"]
 
 _MODE_MESSAGES, _MODE_FRAGMENTS, _MODE_RAW = 0, 1, 2
+_OP_TEXT, _OP_BINARY, _OP_CLOSE = ABNF.OPCODE_TEXT, ABNF.OPCODE_BINARY, ABNF.OPCODE_CLOSE
 
 
 def _normalize_headers(
@@ -446,6 +447,23 @@ class WebSocket:
         WebSocketProtocolException / WebSocketPayloadException when the server breaks the
         protocol (a 1002 / 1007 close is sent first).
         """
+        conn = self._conn
+        if conn is not None and self._native_recv and not self.fire_cont_frame:
+            # The hot path (bench/RESULTS.md, push100): the engine hands each message to one
+            # caller under its own lock, so the reference's readlock is not taken here (it
+            # cost as much as the engine's whole recv), and names are looked up once.
+            try:
+                opcode, data = conn.recv_data(self.sock_opt.timeout, True, False)
+            except WebSocketConnectionClosedException:
+                self.shutdown()
+                raise
+            if opcode == _OP_TEXT:
+                return data if type(data) is str else data.decode("utf-8")
+            if opcode == _OP_BINARY:
+                return data  # type: ignore[no-any-return]
+            if opcode == _OP_CLOSE:
+                self._on_peer_close(data)
+            return ""
         with self.readlock:
             if self._native_recv and not self.fire_cont_frame:
                 try:

@@ -32,10 +32,12 @@ fn is_main_thread() -> bool {
 /// Runs `f` detached from the interpreter, with an interrupt check for Ctrl-C, catching
 /// panics; maps errors to Python exceptions.
 fn blocking<T: Send>(py: Python<'_>, f: impl FnOnce(&dyn Fn() -> bool) -> Result<T, Error> + Send) -> PyResult<T> {
-    let main = is_main_thread();
+    // Asked only when a wait slice ends (gettid/getpid are two syscalls, a third of the
+    // cost of a recv() that finds its message already queued).
+    let main = std::sync::OnceLock::new();
     let pending: Mutex<Option<PyErr>> = Mutex::new(None);
     let check = || -> bool {
-        if !main {
+        if !*main.get_or_init(is_main_thread) {
             return false;
         }
         Python::try_attach(|py| match py.check_signals() {
@@ -208,7 +210,7 @@ impl Payload<'_> {
         }
         if let Ok(s) = obj.cast::<PyString>() {
             // `str` goes out as UTF-8 (the Python layer encodes latin-1 where the reference does).
-            return Ok(Payload::Bytes(s.call_method0("encode")?.cast_into::<PyBytes>()?));
+            return Ok(Payload::Bytes(s.encode_utf8()?));
         }
         if let Ok(b) = obj.cast::<PyByteArray>() {
             return Ok(Payload::Owned(b.to_vec()));
@@ -363,7 +365,11 @@ impl Connection {
     fn recv_data<'py>(&self, py: Python<'py>, timeout: Option<f64>, decode: bool, control: bool) -> PyResult<(u8, Bound<'py, PyAny>)> {
         let timeout = secs(timeout)?;
         let conn = &self.conn;
-        let item = blocking(py, |check| conn.recv(control, timeout, check))?;
+        // A message already queued is taken without detaching from the interpreter.
+        let item = match conn.try_recv_queued(control) {
+            Some(item) => item,
+            None => blocking(py, |check| conn.recv(control, timeout, check))?,
+        };
         Ok((item.opcode, self.data_obj(py, &item, decode)?))
     }
 

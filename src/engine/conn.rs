@@ -435,6 +435,22 @@ impl Conn {
         self.wait_for(timeout, interrupt, |st| take_message(st, control).map(Ok))
     }
 
+    /// `recv` for a message that is already queued: never waits, not even for the read
+    /// lock (a caller that holds the GIL uses it before detaching), so None only means "go
+    /// the slow way". The exit bookkeeping is `wait_for`'s.
+    pub fn try_recv_queued(self: &Arc<Self>, control: bool) -> Option<Item> {
+        let mut st = self.read.try_lock()?;
+        if st.queue.is_empty() {
+            return None;
+        }
+        let item = take_message(&mut st, control)?;
+        st.last_exit = Instant::now();
+        self.resume_if_drained(&mut st);
+        self.update_ready(&mut st);
+        self.schedule_arm(&mut st);
+        Some(item)
+    }
+
     /// The next frame as it arrived (fragments not joined); pings/pongs only if `control`.
     pub fn recv_frame(self: &Arc<Self>, control: bool, timeout: Option<Duration>, interrupt: Interrupt<'_>) -> Result<Item, Error> {
         self.wait_for(timeout, interrupt, |st| loop {

@@ -104,6 +104,7 @@ def test_handshake_never_answered(hostile):
     assert 0.4 <= t.elapsed < 2.0
 
 
+@pytest.mark.skipif(not STRICT, reason="the reference's timeout applies to each read, not to the handshake")
 def test_trickled_handshake_hits_one_deadline_not_one_per_read(hostile):
     """One byte every 50 ms: each read succeeds, but the whole handshake has `timeout`."""
     srv = hostile(hs.trickle_headers)
@@ -112,6 +113,7 @@ def test_trickled_handshake_hits_one_deadline_not_one_per_read(hostile):
     assert 0.7 <= t.elapsed < 2.5
 
 
+@pytest.mark.skipif(not STRICT, reason="the reference has no limit on the response headers' size")
 def test_endless_handshake_headers_are_refused_at_the_size_limit(hostile):
     srv = hostile(hs.endless_headers)
     before = rss_mb()
@@ -124,6 +126,7 @@ def test_endless_handshake_headers_are_refused_at_the_size_limit(hostile):
     assert rss_mb() - before < 50
 
 
+@pytest.mark.skipif(not STRICT, reason="the reference has no limit on the number of response headers")
 def test_too_many_handshake_headers(hostile):
     srv = hostile(hs.many_headers)
     with pytest.raises(WebSocketException):
@@ -206,6 +209,7 @@ def test_send_to_a_peer_that_never_reads_times_out(hostile):
 # ---- limits before memory is spent ---------------------------------------------------------
 
 
+@pytest.mark.skipif(not STRICT, reason="the reference waits for the declared 2^63 bytes")
 def test_frame_length_with_the_top_bit_set_is_a_protocol_error(hostile):
     srv = hostile(hs.length_frame(1 << 63, b""))
     ws = websocket.create_connection(srv.url, timeout=5)

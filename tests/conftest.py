@@ -16,6 +16,7 @@ import sys
 import pytest
 
 import websocket
+import hostile_servers
 from servers import EchoServer, ScriptedServer
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -74,6 +75,25 @@ def scripted():
     yield make
     for s in servers:
         s.stop()
+
+
+@pytest.fixture
+def hostile():
+    """``hostile(behaviour, **kw)`` starts a hostile_servers.HostileServer running
+    ``behaviour(peer)`` per connection; stopped after the test, which fails if a behaviour
+    raised anything but the client going away."""
+    servers = []
+
+    def make(behaviour, **kw):
+        srv = hostile_servers.HostileServer(behaviour, **kw)
+        servers.append(srv)
+        return srv
+
+    yield make
+    for s in servers:
+        s.stop()
+    for s in servers:
+        assert not s.errors, s.errors
 
 
 @pytest.fixture

@@ -51,12 +51,27 @@ class _LoopServer:
         self.thread.join(10)
 
 
+def _websockets_server(handler, **options):
+    """A ``websockets`` server on 127.0.0.1 running ``handler``, in its own thread."""
+    from websockets.asyncio.server import serve
+
+    async def start():
+        server = await serve(handler, "127.0.0.1", 0, ping_interval=None, **options)
+
+        async def stop():
+            server.close()
+            await server.wait_closed()
+
+        return server.sockets[0].getsockname()[1], stop
+
+    return _LoopServer(start)
+
+
 @pytest.fixture(scope="module")
 def deflate_server():
     """A ``websockets`` server with permessage-deflate on. Paths: ``/`` echoes; ``/info``
     answers with what the server negotiated and the request's extension header; ``/push``
     sends 50 copies of TEXT (context takeover across messages)."""
-    from websockets.asyncio.server import serve
     from websockets.extensions.permessage_deflate import ServerPerMessageDeflateFactory
 
     async def handler(ws):
@@ -80,23 +95,9 @@ def deflate_server():
         async for msg in ws:
             await ws.send(msg)
 
-    async def start():
-        server = await serve(
-            handler,
-            "127.0.0.1",
-            0,
-            max_size=None,
-            ping_interval=None,
-            extensions=[ServerPerMessageDeflateFactory(server_max_window_bits=12)],
-        )
-
-        async def stop():
-            server.close()
-            await server.wait_closed()
-
-        return server.sockets[0].getsockname()[1], stop
-
-    srv = _LoopServer(start)
+    srv = _websockets_server(
+        handler, max_size=None, extensions=[ServerPerMessageDeflateFactory(server_max_window_bits=12)]
+    )
     yield f"ws://127.0.0.1:{srv.port}"
     srv.close()
 
@@ -104,22 +105,12 @@ def deflate_server():
 @pytest.fixture(scope="module")
 def plain_server():
     """A ``websockets`` echo server that declines every extension."""
-    from websockets.asyncio.server import serve
 
     async def handler(ws):
         async for msg in ws:
             await ws.send(msg)
 
-    async def start():
-        server = await serve(handler, "127.0.0.1", 0, compression=None, ping_interval=None)
-
-        async def stop():
-            server.close()
-            await server.wait_closed()
-
-        return server.sockets[0].getsockname()[1], stop
-
-    srv = _LoopServer(start)
+    srv = _websockets_server(handler, compression=None)
     yield f"ws://127.0.0.1:{srv.port}"
     srv.close()
 
@@ -315,22 +306,6 @@ def _close_code(srv):
     srv.connected.wait(3)
     data = srv.peers[0].wait_frame(hs.OP_CLOSE, 3)
     return None if data is None else struct.unpack("!H", data[:2])[0]
-
-
-@pytest.fixture
-def hostile():
-    servers = []
-
-    def make(behaviour):
-        s = hs.HostileServer(behaviour)
-        servers.append(s)
-        return s
-
-    yield make
-    for s in servers:
-        s.stop()
-    for s in servers:
-        assert not s.errors, s.errors
 
 
 def test_compression_bomb_is_refused_with_1009(hostile):

@@ -48,22 +48,6 @@ class Timer:
         self.elapsed = time.monotonic() - self.t0
 
 
-@pytest.fixture
-def hostile():
-    servers = []
-
-    def make(behaviour, **kw):
-        srv = hs.HostileServer(behaviour, **kw)
-        servers.append(srv)
-        return srv
-
-    yield make
-    for s in servers:
-        s.stop()
-    for s in servers:
-        assert not s.errors, s.errors
-
-
 def close_code(srv: hs.HostileServer, timeout: float = 3.0):
     """The code of the close frame the client sent (the server's behaviour must `collect`)."""
     srv.connected.wait(timeout)

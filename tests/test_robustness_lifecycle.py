@@ -42,22 +42,6 @@ def run_child(code: str, env, timeout: float = 20.0, **fmt) -> subprocess.Comple
     )
 
 
-@pytest.fixture
-def hostile():
-    servers = []
-
-    def make(behaviour, **kw):
-        srv = hs.HostileServer(behaviour, **kw)
-        servers.append(srv)
-        return srv
-
-    yield make
-    for s in servers:
-        s.stop()
-    for s in servers:
-        assert not s.errors, s.errors
-
-
 def echo(peer: hs.Peer) -> None:
     """Accepts, echoes text frames, answers the close frame, stops on EOF."""
     peer.accept()

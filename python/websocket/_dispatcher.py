@@ -79,34 +79,22 @@ class Dispatcher(DispatcherBase):
         sel.register(ws.sock, selectors.EVENT_READ)
         try:
             while self.app.keep_running:
-                if sel.select(self.ping_timeout) and not read_callback():
+                if self._wait(ws.sock, sel) and not read_callback():
                     break
                 check_callback()
         finally:
             sel.close()
+
+    def _wait(self, sock: Any, sel: selectors.BaseSelector) -> Any:
+        """Waits up to ping_timeout for the socket to become readable."""
+        return sel.select(self.ping_timeout)
 
 
 class SSLDispatcher(Dispatcher):
     """``Dispatcher`` that also asks ``sock.pending()`` before waiting (TLS buffers)."""
 
-    def read(
-        self,
-        sock: Any,
-        read_callback: Callable[[], Any],
-        check_callback: Callable[[], Any],
-    ) -> None:
-        ws = self.app.sock
-        if ws is None or ws.sock is None:
-            return
-        sel = selectors.DefaultSelector()
-        sel.register(ws.sock, selectors.EVENT_READ)
-        try:
-            while self.app.keep_running:
-                if self.select(ws.sock, sel) and not read_callback():
-                    break
-                check_callback()
-        finally:
-            sel.close()
+    def _wait(self, sock: Any, sel: selectors.BaseSelector) -> Any:
+        return self.select(sock, sel)
 
     def select(self, sock: Any, sel: selectors.BaseSelector) -> Any:
         """The readable socket, or None after ``ping_timeout`` seconds."""

@@ -299,6 +299,13 @@ impl Codec {
         let start = self.msg.len();
         let inflater = self.inflater.as_mut().expect("compressed message without deflate");
         let r = if tail { inflater.finish(&mut self.msg, allowance) } else { inflater.inflate(chunk, &mut self.msg, allowance) };
+        // What came out within the limit is checked first, even when inflating failed
+        // further on: read in smaller pieces it would have been checked before the failure
+        // was reached, and the error reported must not depend on the reads.
+        let checked_end = (start as u64).saturating_add(allowance).min(self.msg.len() as u64) as usize;
+        if self.checks_utf8() && self.utf8.feed(&self.msg[start..checked_end]).is_err() {
+            return Err(self.fail_utf8());
+        }
         match r {
             Ok(()) => {}
             Err(InflateError::TooBig) => {
@@ -306,9 +313,6 @@ impl Codec {
                 return Err(self.fail(Failure::TooBig(format!("message of more than {max} bytes once decompressed"))));
             }
             Err(InflateError::Corrupt(m)) => return Err(self.fail(Failure::Protocol(m))),
-        }
-        if self.checks_utf8() && self.utf8.feed(&self.msg[start..]).is_err() {
-            return Err(self.fail_utf8());
         }
         Ok(())
     }
@@ -885,6 +889,49 @@ mod tests {
     fn corrupt_compressed_data_is_1002() {
         let (_, r) = run(deflate_cfg(), &[&zframe(true, 0b100, OP_BINARY, &[0xff, 0xff, 0xff])]);
         assert_eq!(r.unwrap_err().close_code(), 1002);
+    }
+
+    #[test]
+    fn corrupt_compressed_data_fails_the_same_in_one_read_or_many() {
+        // fuzz/codec: the first frame of a compressed message (66 bytes announced, 27 sent)
+        // whose data refers back past the start of the stream. The failure named the
+        // backend's internal state in one read and the real error when read byte by byte.
+        let mut wire = vec![0x42u8; 24];
+        wire.extend_from_slice(b"Zgo \n");
+        let (_, whole) = run(deflate_cfg(), &[&wire]);
+        let chunks: Vec<&[u8]> = wire.chunks(1).collect();
+        let (_, bytewise) = run(deflate_cfg(), &chunks);
+        assert_eq!(whole, bytewise);
+        assert_eq!(whole, Err(Failure::Protocol("invalid compressed data".into())));
+    }
+
+    #[test]
+    fn invalid_utf8_inflated_before_a_failure_is_reported_first() {
+        // fuzz/codec: invalid UTF-8 inflated ahead of corrupt data (or ahead of the size
+        // limit) was 1007 when read byte by byte, but 1002 (1009) in one read, where the
+        // output before the failure was dropped unchecked. Stored block "a\xffaaa", then a
+        // block of the reserved type 11.
+        let stored = [0x00, 0x05, 0x00, 0xfa, 0xff, b'a', 0xff, b'a', b'a', b'a'];
+        let corrupt = [&stored[..], &[0x07]].concat();
+        for (cfg, payload) in [
+            (deflate_cfg(), &corrupt[..]),
+            (Config { max_message: Some(3), ..deflate_cfg() }, &stored[..]),
+            (Config { mode: Mode::Fragments, ..deflate_cfg() }, &corrupt[..]),
+        ] {
+            let wire = zframe(true, 0b100, OP_TEXT, payload);
+            let (_, whole) = run(cfg.clone(), &[&wire]);
+            let chunks: Vec<&[u8]> = wire.chunks(1).collect();
+            let (_, bytewise) = run(cfg.clone(), &chunks);
+            assert_eq!(whole.as_ref().map_err(Failure::close_code), Err(1007), "{cfg:?}");
+            assert_eq!(whole, bytewise, "{cfg:?}");
+        }
+        // Without the bad byte: the corruption (1002) and the limit (1009) are reported.
+        let good = [0x00, 0x05, 0x00, 0xfa, 0xff, b'a', b'b', b'a', b'a', b'a'];
+        let (_, r) = run(deflate_cfg(), &[&zframe(true, 0b100, OP_TEXT, &[&good[..], &[0x07]].concat())]);
+        assert_eq!(r.map_err(|f| f.close_code()), Err(1002));
+        let cfg = Config { max_message: Some(3), ..deflate_cfg() };
+        let (_, r) = run(cfg, &[&zframe(true, 0b100, OP_TEXT, &good)]);
+        assert_eq!(r.map_err(|f| f.close_code()), Err(1009));
     }
 
 }

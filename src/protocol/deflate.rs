@@ -330,6 +330,10 @@ pub enum InflateError {
     TooBig,
 }
 
+fn corrupt() -> InflateError {
+    InflateError::Corrupt("invalid compressed data".into())
+}
+
 /// Decompresses incoming messages.
 pub struct Inflater {
     d: Decompress,
@@ -362,7 +366,10 @@ impl Inflater {
 
     /// Inflates the next piece of a compressed message, appending to `out` at most
     /// `allowance` bytes; `TooBig` as soon as the output would exceed it (checked while
-    /// inflating, so a small message cannot expand into gigabytes first).
+    /// inflating, so a small message cannot expand into gigabytes first), even when corrupt
+    /// data follows. On any error `out` keeps what was inflated before it (one byte over
+    /// the allowance at most), so the caller can report the first problem in the stream,
+    /// whatever the cutting of the input.
     pub fn inflate(&mut self, mut input: &[u8], out: &mut Vec<u8>, allowance: u64) -> Result<(), InflateError> {
         self.fed |= !input.is_empty();
         let mut produced = 0u64;
@@ -378,10 +385,8 @@ impl Inflater {
             let before_in = self.d.total_in();
             let before_out = self.d.total_out();
             let spare: &mut [MaybeUninit<u8>] = &mut out.spare_capacity_mut()[..room];
-            let status = self
-                .d
-                .decompress_uninit(input, spare, FlushDecompress::Sync)
-                .map_err(|e| InflateError::Corrupt(format!("invalid compressed data: {e}")))?;
+            let result = self.d.decompress_uninit(input, spare, FlushDecompress::Sync);
+            // The counters move on an error too: what was inflated before it is kept.
             let used = (self.d.total_in() - before_in) as usize;
             let written = (self.d.total_out() - before_out) as usize;
             // SAFETY: the decompressor initialised exactly `written` bytes of the spare
@@ -392,6 +397,11 @@ impl Inflater {
             if produced > allowance {
                 return Err(InflateError::TooBig);
             }
+            // The backend's own message is not passed on: zlib-rs reports an error found on
+            // its fast path (taken when enough input and output room are at hand) as
+            // "repeated call with bad state", the same error found byte by byte with its
+            // real name, so the message would depend on how the socket reads were cut.
+            let status = result.map_err(|_| corrupt())?;
             if status == Status::StreamEnd {
                 self.ended = true;
                 continue;
@@ -401,7 +411,7 @@ impl Inflater {
             }
             if used == 0 && written == 0 {
                 // No progress with input left: a BufError the backend reports as Ok.
-                return Err(InflateError::Corrupt("invalid compressed data".into()));
+                return Err(corrupt());
             }
         }
     }
@@ -652,6 +662,36 @@ mod tests {
         let mut out = Vec::new();
         // BTYPE=11 is reserved.
         assert!(matches!(inf.inflate(&[0xff, 0xff, 0xff], &mut out, u64::MAX), Err(InflateError::Corrupt(_))));
+    }
+
+    #[test]
+    fn corrupt_data_fails_the_same_however_it_is_cut() {
+        // Found by fuzz/codec: a distance too far back, in one read, was reported by
+        // zlib-rs as "repeated call with bad state" (its fast path), and byte by byte as
+        // "invalid distance too far back": the error must not depend on the reads.
+        let data: Vec<u8> = [0x42u8; 22].iter().copied().chain(*b"Zgo \n").collect();
+        let mut whole = Inflater::new(&Params::default());
+        let expected = whole.inflate(&data, &mut Vec::new(), u64::MAX);
+        assert_eq!(expected, Err(InflateError::Corrupt("invalid compressed data".into())));
+        for step in [1, 2, 5, 13] {
+            let mut inf = Inflater::new(&Params::default());
+            let mut out = Vec::new();
+            let r = data.chunks(step).map(|c| inf.inflate(c, &mut out, u64::MAX)).find(Result::is_err);
+            assert_eq!(r, Some(expected.clone()), "step {step}");
+        }
+    }
+
+    #[test]
+    fn output_before_an_error_is_kept() {
+        // A stored block "abc", then a block of the reserved type 11; then the same with
+        // an allowance of 2, where the limit comes first.
+        let data = [0x00, 0x03, 0x00, 0xfc, 0xff, b'a', b'b', b'c', 0x07];
+        let mut out = Vec::new();
+        assert!(matches!(Inflater::new(&Params::default()).inflate(&data, &mut out, u64::MAX), Err(InflateError::Corrupt(_))));
+        assert_eq!(out, b"abc");
+        let mut out = Vec::new();
+        assert_eq!(Inflater::new(&Params::default()).inflate(&data, &mut out, 2), Err(InflateError::TooBig));
+        assert_eq!(out, b"abc");
     }
 
     fn neg(offer: &Offer, resp: &str) -> Result<Option<Params>, String> {

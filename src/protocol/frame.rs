@@ -121,8 +121,23 @@ pub fn apply_mask(buf: &mut [u8], key: [u8; 4]) {
 /// Appends `src` masked with `key` to `out` in a single pass (copy and XOR together).
 fn mask_into(out: &mut Vec<u8>, src: &[u8], key: [u8; 4]) {
     let start = out.len();
-    out.extend_from_slice(src);
-    apply_mask(&mut out[start..], key);
+    out.reserve(src.len());
+    let word = u64::from_ne_bytes([key[0], key[1], key[2], key[3], key[0], key[1], key[2], key[3]]);
+    let spare = &mut out.spare_capacity_mut()[..src.len()];
+    let mut dst = spare.chunks_exact_mut(8);
+    let mut from = src.chunks_exact(8);
+    for (d, s) in (&mut dst).zip(&mut from) {
+        let v = (u64::from_ne_bytes(s.try_into().unwrap()) ^ word).to_ne_bytes();
+        for (db, b) in d.iter_mut().zip(v) {
+            db.write(b);
+        }
+    }
+    // The remainder starts at a multiple of 8, so its key offset is 0.
+    for (i, (db, b)) in dst.into_remainder().iter_mut().zip(from.remainder()).enumerate() {
+        db.write(b ^ key[i & 3]);
+    }
+    // SAFETY: the loops above wrote each of the first `src.len()` spare bytes.
+    unsafe { out.set_len(start + src.len()) };
 }
 
 #[cfg(test)]
@@ -138,6 +153,21 @@ mod tests {
             apply_mask(&mut fast, key);
             let slow: Vec<u8> = data.iter().enumerate().map(|(i, b)| b ^ key[i % 4]).collect();
             assert_eq!(fast, slow, "len {len}");
+        }
+    }
+
+    #[test]
+    fn mask_into_matches_bytewise_xor_after_any_prefix() {
+        let key = [0x6d, 0xb6, 0xb2, 0x80];
+        for prefix in 0..9 {
+            for len in 0..70 {
+                let data: Vec<u8> = (0..len as u8).map(|x| x.wrapping_mul(37)).collect();
+                let mut out = vec![0xEEu8; prefix];
+                mask_into(&mut out, &data, key);
+                let slow: Vec<u8> = data.iter().enumerate().map(|(i, b)| b ^ key[i % 4]).collect();
+                assert_eq!(&out[..prefix], &vec![0xEEu8; prefix][..]);
+                assert_eq!(&out[prefix..], &slow[..], "prefix {prefix} len {len}");
+            }
         }
     }
 

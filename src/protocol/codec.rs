@@ -150,6 +150,8 @@ pub struct Codec {
 
 /// Payloads at least this long are read straight into the message buffer.
 pub const DIRECT_READ_MIN: u64 = 32 * 1024;
+/// Most reserved at once for a payload announced by a frame header.
+const RESERVE_MAX: u64 = 4 << 20;
 
 impl Codec {
     pub fn new(cfg: Config) -> Self {
@@ -390,6 +392,12 @@ impl Codec {
             if self.cfg.mode == Mode::Fragments {
                 self.msg.clear();
             }
+            // A large payload is mostly read straight into `msg` (direct_read_hint): room is
+            // made now, so the part that came in the header's read is not moved again by a
+            // reallocation when the direct reads start (capped as they are).
+            if !self.msg_compressed && h.len >= DIRECT_READ_MIN {
+                self.msg.reserve(h.len.min(RESERVE_MAX) as usize);
+            }
         }
         self.after_payload_start(h, sink)
     }
@@ -531,6 +539,19 @@ mod tests {
         let mut v = Vec::new();
         frame::encode_frame(&mut v, fin, 0, op, payload, None);
         v
+    }
+
+    #[test]
+    fn large_payload_room_is_made_at_the_header() {
+        let f = frame(true, OP_BINARY, &vec![7u8; 100 * 1024]);
+        let mut c = Codec::new(Config { mode: Mode::Fragments, ..Config::default() });
+        let (mut items, mut replies) = (VecDeque::new(), Vec::new());
+        let mut sink = Sink { items: &mut items, replies: &mut replies, traced: None };
+        c.feed(&f[..10 + 1000], &mut sink).unwrap(); // 10-byte header (64-bit length)
+        assert_eq!(c.direct_read_hint(), Some(100 * 1024 - 1000));
+        let buf = c.take_buffer();
+        assert_eq!(buf.len(), 1000);
+        assert!(buf.capacity() >= 100 * 1024, "{}", buf.capacity());
     }
 
     #[test]

@@ -526,6 +526,12 @@ impl Conn {
     /// Called by the reactor for pending connections; true when done with it.
     pub(super) fn try_arm(&self, now: Instant) -> bool {
         let Some(mut st) = self.read.try_lock() else { return false };
+        if st.reading && now.duration_since(st.last_exit) < reactor::STAY_PENDING && st.terminal.is_none() {
+            // The owner is back inside recv() soon after its last one (a send/recv loop):
+            // kept on the list, so its next return does not wake the reactor again. Dropped
+            // once it was away that long, so a thread blocked in recv() costs no ticks.
+            return false;
+        }
         if st.reading || st.terminal.is_some() || st.paused || st.armed {
             st.pending_arm = false;
             return true;

@@ -19,6 +19,11 @@ const WAKE_TOKEN: u64 = u64::MAX;
 /// How long a connection's owner must have been out of `recv()` before the reactor takes
 /// over reading it.
 pub const QUIET: Duration = Duration::from_millis(1);
+/// A connection whose owner went back into `recv()` within this time of its last return
+/// stays on the pending list: in a send/recv loop each return would otherwise wake this
+/// thread (an eventfd write, a context switch and an epoll_wait per message, on the CPU the
+/// owner runs on), while a tick every TICK_MS serves the whole list.
+pub const STAY_PENDING: Duration = Duration::from_millis(10);
 const TICK_MS: i32 = 2;
 
 static CURRENT: Mutex<Option<Arc<Reactor>>> = Mutex::new(None);

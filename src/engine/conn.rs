@@ -261,7 +261,7 @@ impl Conn {
             // Large payload: read straight into the message buffer.
             let mut buf = st.codec.take_buffer();
             let want = remaining.min(4 << 20) as usize;
-            let res = MutexGuard::unlocked(st, || self.stream_read_into(&mut buf, want, dontwait));
+            let res = MutexGuard::unlocked(st, || self.stream.read_into(&mut buf, want, dontwait));
             let added = match &res {
                 Ok(ReadOutcome::Data(n)) => *n,
                 _ => 0,
@@ -320,43 +320,6 @@ impl Conn {
                 (true, replies, 0)
             }
         }
-    }
-
-    fn stream_read_into(&self, buf: &mut Vec<u8>, want: usize, dontwait: bool) -> Result<ReadOutcome, NetError> {
-        buf.reserve(want);
-        if !self.stream.is_tls() {
-            let spare = buf.spare_capacity_mut();
-            let n = want.min(spare.len());
-            let flags = if dontwait { libc::MSG_DONTWAIT } else { 0 };
-            // SAFETY: recv writes at most `n` bytes into the spare capacity, which we then
-            // mark initialised by exactly the count it returned.
-            let r = unsafe { libc::recv(self.stream.fd(), spare.as_mut_ptr().cast(), n, flags) };
-            if r > 0 {
-                unsafe { buf.set_len(buf.len() + r as usize) };
-                return Ok(ReadOutcome::Data(r as usize));
-            }
-            if r == 0 {
-                return Ok(ReadOutcome::Eof);
-            }
-            let e = std::io::Error::last_os_error();
-            return if crate::transport::sys::is_would_block(&e) || e.kind() == std::io::ErrorKind::Interrupted {
-                Ok(ReadOutcome::WouldBlock)
-            } else {
-                match NetError::from(e) {
-                    NetError::Closed(_) => Ok(ReadOutcome::Eof),
-                    other => Err(other),
-                }
-            };
-        }
-        let start = buf.len();
-        buf.resize(start + want, 0);
-        let res = self.stream.read(&mut buf[start..], dontwait);
-        let n = match &res {
-            Ok(ReadOutcome::Data(n)) => *n,
-            _ => 0,
-        };
-        buf.truncate(start + n);
-        res
     }
 
     /// Waits until `take` yields something, reading the socket inline when nobody else is.

@@ -30,6 +30,20 @@ pub enum ReadOutcome {
     WouldBlock,
 }
 
+/// A socket read's result as the connection sees it: EOF and a reset by the peer both
+/// end the stream; EAGAIN/EINTR mean "nothing now".
+fn outcome(r: std::io::Result<usize>) -> Result<ReadOutcome, NetError> {
+    match r {
+        Ok(0) => Ok(ReadOutcome::Eof),
+        Ok(n) => Ok(ReadOutcome::Data(n)),
+        Err(e) if sys::is_would_block(&e) || e.kind() == std::io::ErrorKind::Interrupted => Ok(ReadOutcome::WouldBlock),
+        Err(e) => match NetError::from(e) {
+            NetError::Closed(_) => Ok(ReadOutcome::Eof),
+            other => Err(other),
+        },
+    }
+}
+
 const RAW_CHUNK: usize = 18 * 1024;
 
 impl Stream {
@@ -113,15 +127,7 @@ impl Stream {
     /// One read attempt. Blocking attempts wait at most one SLICE.
     pub fn read(&self, buf: &mut [u8], dontwait: bool) -> Result<ReadOutcome, NetError> {
         let Some(tls) = &self.tls else {
-            return match sys::recv(self.fd(), buf, dontwait) {
-                Ok(0) => Ok(ReadOutcome::Eof),
-                Ok(n) => Ok(ReadOutcome::Data(n)),
-                Err(e) if sys::is_would_block(&e) => Ok(ReadOutcome::WouldBlock),
-                Err(e) => match NetError::from(e) {
-                    NetError::Closed(_) => Ok(ReadOutcome::Eof),
-                    other => Err(other),
-                },
-            };
+            return outcome(sys::recv(self.fd(), buf, dontwait));
         };
         let mut raw = [0u8; RAW_CHUNK];
         loop {
@@ -141,15 +147,34 @@ impl Stream {
                     let mut c = tls.lock();
                     feed_tls(&mut c, &raw[..n]).map_err(|e| self.tls_err(e))?;
                 }
-                Err(e) if sys::is_would_block(&e) => return Ok(ReadOutcome::WouldBlock),
-                Err(e) => {
-                    return match NetError::from(e) {
-                        NetError::Closed(_) => Ok(ReadOutcome::Eof),
-                        other => Err(other),
-                    }
-                }
+                Err(e) => return outcome(Err(e)),
             }
         }
+    }
+
+    /// One read attempt of up to `want` bytes appended to `buf` (plain sockets read
+    /// straight into its spare capacity, nothing zeroed first).
+    pub fn read_into(&self, buf: &mut Vec<u8>, want: usize, dontwait: bool) -> Result<ReadOutcome, NetError> {
+        buf.reserve(want);
+        if self.tls.is_none() {
+            let spare = buf.spare_capacity_mut();
+            let n = want.min(spare.len());
+            let res = outcome(sys::recv_uninit(self.fd(), &mut spare[..n], dontwait));
+            if let Ok(ReadOutcome::Data(k)) = res {
+                // SAFETY: recv initialised exactly `k` bytes from the current length on.
+                unsafe { buf.set_len(buf.len() + k) };
+            }
+            return res;
+        }
+        let start = buf.len();
+        buf.resize(start + want, 0);
+        let res = self.read(&mut buf[start..], dontwait);
+        let n = match &res {
+            Ok(ReadOutcome::Data(n)) => *n,
+            _ => 0,
+        };
+        buf.truncate(start + n);
+        res
     }
 
     /// Plaintext to wire bytes: encrypted for TLS, borrowed as is otherwise.

@@ -24,6 +24,14 @@ pub fn recv(fd: RawFd, buf: &mut [u8], dontwait: bool) -> io::Result<usize> {
     }
 }
 
+/// `recv(2)` into uninitialised memory (the spare capacity of a Vec); returns how many
+/// bytes it initialised. EINTR is returned, not retried: the caller checks for Ctrl-C.
+pub fn recv_uninit(fd: RawFd, buf: &mut [std::mem::MaybeUninit<u8>], dontwait: bool) -> io::Result<usize> {
+    let flags = if dontwait { libc::MSG_DONTWAIT } else { 0 };
+    // SAFETY: recv writes at most `buf.len()` bytes into `buf`.
+    cvt(unsafe { libc::recv(fd, buf.as_mut_ptr().cast(), buf.len(), flags) })
+}
+
 /// `recv(2)` with MSG_PEEK: the bytes stay queued. EINTR is retried.
 pub fn peek(fd: RawFd, buf: &mut [u8]) -> io::Result<usize> {
     loop {

@@ -230,19 +230,23 @@ class ScriptedConn:
         self.frames.append(frame)
         return frame
 
-    def recv_until_close(self, timeout: float = 5.0, reply: bool = True) -> list[Frame]:
-        """Read frames until the client's close frame (answered with the same code when
-        ``reply``), EOF or the timeout. Returns the frames read by this call."""
-        got = []
+    def frames_within(self, timeout: float):
+        """Yields the client's frames as they come, until EOF or ``timeout`` seconds."""
         deadline = time.monotonic() + timeout
         while True:
             left = deadline - time.monotonic()
             if left <= 0:
-                break
+                return
             try:
-                f = self.recv_frame(left)
+                yield self.recv_frame(left)
             except (PeerGone, TimeoutError):
-                break
+                return
+
+    def recv_until_close(self, timeout: float = 5.0, reply: bool = True) -> list[Frame]:
+        """Read frames until the client's close frame (answered with the same code when
+        ``reply``), EOF or the timeout. Returns the frames read by this call."""
+        got = []
+        for f in self.frames_within(timeout):
             got.append(f)
             if f.opcode == OP_CLOSE:
                 if reply:
@@ -309,15 +313,7 @@ def echo_loop(conn: ScriptedConn, timeout: float = 10.0) -> list[Frame]:
     """Echo data frames (unmasked, same fin/opcode), answer pings, answer a close with the
     same code and stop. Returns every frame read. Stops quietly on EOF or timeout."""
     got = []
-    deadline = time.monotonic() + timeout
-    while True:
-        left = deadline - time.monotonic()
-        if left <= 0:
-            break
-        try:
-            f = conn.recv_frame(left)
-        except (PeerGone, TimeoutError):
-            break
+    for f in conn.frames_within(timeout):
         got.append(f)
         try:
             if f.opcode in (OP_TEXT, OP_BINARY, OP_CONT):
@@ -336,6 +332,15 @@ def echo_script(conn: ScriptedConn) -> list[Frame]:
     """Accept the handshake correctly, then ``echo_loop``."""
     conn.accept()
     return echo_loop(conn)
+
+
+def echo_once(ws, text="hello"):
+    """Sends ``text`` through a client ``ws``, checks the echo, closes ``ws``."""
+    try:
+        ws.send(text)
+        assert ws.recv() == text
+    finally:
+        ws.close()
 
 
 def prelude_then_echo(*raw: bytes, subprotocol=None, extra_headers=()):

@@ -60,6 +60,7 @@ def test_exception_hierarchy():
     assert not issubclass(WebSocketTimeoutException, TimeoutError)
     assert not issubclass(WebSocketTimeoutException, OSError)
     assert not issubclass(WebSocketConnectionClosedException, ConnectionError)
+    assert not issubclass(WebSocketConnectionClosedException, OSError)
 
 
 def test_bad_status_exception_constructor():

@@ -12,17 +12,9 @@ import pytest
 
 import websocket
 from websocket import WebSocketException
-from servers import ScriptedConn, echo_loop, echo_script
+from servers import ScriptedConn, echo_loop, echo_once, echo_script
 
 pytestmark = pytest.mark.timeout(30)
-
-
-def echo_once(ws, text="hello"):
-    try:
-        ws.send(text)
-        assert ws.recv() == text
-    finally:
-        ws.close()
 
 
 def has_ipv6_loopback():

@@ -14,6 +14,7 @@ import pytest
 import websocket
 from websocket import WebSocketAddressException, WebSocketProxyException
 from proxy_servers import PROXY_ONLY_NAME, ProxyServer
+from servers import echo_once
 
 pytestmark = pytest.mark.timeout(30)
 
@@ -34,14 +35,6 @@ def proxy():
     yield make
     for p in started:
         p.stop()
-
-
-def echo_once(ws, text="hello"):
-    try:
-        ws.send(text)
-        assert ws.recv() == text
-    finally:
-        ws.close()
 
 
 def via(p, proxy_type=None, **kw):

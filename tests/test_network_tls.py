@@ -15,7 +15,7 @@ import pytest
 
 import websocket
 from websocket import WebSocketConnectionClosedException, WebSocketException
-from servers import EchoServer, accept_key
+from servers import EchoServer, accept_key, echo_once
 
 pytestmark = pytest.mark.timeout(30)
 
@@ -24,14 +24,6 @@ native_only = pytest.mark.skipif(not hasattr(websocket, "_native"), reason="webs
 
 def wss(server, host="localhost", path="/"):
     return f"wss://{host}:{server.port}{path}"
-
-
-def echo_once(ws, text="hello"):
-    try:
-        ws.send(text)
-        assert ws.recv() == text
-    finally:
-        ws.close()
 
 
 @pytest.fixture(scope="module")

@@ -45,12 +45,6 @@ def test_send_from_many_threads(echo_url):
     assert rec.named("on_error") == []
 
 
-@pytest.mark.xfail(
-    not STRICT,
-    strict=False,
-    reason="websocket-client 1.9.2 occasionally reports 'Connection to remote host was lost' "
-    "here (seen once in a CI run, never in 30 reruns); not investigated further",
-)
 def test_send_from_callbacks_and_threads_together(echo_url):
     """An echo chain driven from on_message while another thread sends too."""
     rec = Recorder()

@@ -24,6 +24,8 @@ from servers import (
 
 pytestmark = pytest.mark.timeout(30)
 
+STRICT = hasattr(websocket, "_native")
+
 
 def lines_of(req: bytes):
     return req.decode("latin-1").split("\r\n")
@@ -368,18 +370,27 @@ def test_subprotocol_mismatch_rejected(scripted, reply):
     assert not isinstance(ei.value, WebSocketBadStatusException)
 
 
-def test_unrequested_subprotocol_in_reply_is_ignored(scripted):
+def test_unrequested_subprotocol_in_reply(scripted):
+    """RFC 6455 4.1: a subprotocol the client did not offer fails the connection, also when
+    it offered none. websocket-client 1.9.2 ignores the header then (a deliberate
+    difference: it connects and reports no subprotocol)."""
+
     def script(conn):
         conn.accept(subprotocol="surprise")
-        return echo_loop(conn)
+        return echo_loop(conn, 2)
 
     srv = scripted(script)
-    ws = websocket.create_connection(srv.url)
-    try:
-        assert ws.subprotocol is None
-        assert ws.connected
-    finally:
-        ws.close()
+    if not STRICT:
+        ws = websocket.create_connection(srv.url)
+        try:
+            assert ws.subprotocol is None and ws.connected
+        finally:
+            ws.close()
+        return
+    with pytest.raises(WebSocketException) as ei:
+        websocket.create_connection(srv.url)
+    assert type(ei.value) is WebSocketException
+    assert "did not offer" in str(ei.value) and "surprise" in str(ei.value)
 
 
 # -- response checks ---------------------------------------------------------------------

@@ -19,6 +19,7 @@ use super::trace;
 use crate::protocol::codec::{Codec, Config, Item, Mode, Reply, Sink, TracedFrame};
 use crate::protocol::deflate::Deflater;
 use crate::protocol::frame::{self, OP_BINARY, OP_CLOSE, OP_CONT, OP_PING, OP_PONG, OP_TEXT};
+use crate::transport::socket::Wait;
 use crate::transport::stream::{ReadOutcome, Stream};
 use crate::transport::{Deadline, Interrupt, NetError};
 
@@ -130,6 +131,14 @@ pub struct Conn {
 /// What an item counts for in `queued_bytes`.
 fn cost(item: &Item) -> usize {
     item.data.len() + ITEM_OVERHEAD
+}
+
+fn wait(dontwait: bool) -> Wait {
+    if dontwait {
+        Wait::Now
+    } else {
+        Wait::Slice
+    }
 }
 
 fn random_mask() -> [u8; 4] {
@@ -261,7 +270,7 @@ impl Conn {
             // Large payload: read straight into the message buffer.
             let mut buf = st.codec.take_buffer();
             let want = remaining.min(4 << 20) as usize;
-            let res = MutexGuard::unlocked(st, || self.stream.read_into(&mut buf, want, dontwait));
+            let res = MutexGuard::unlocked(st, || self.stream.read_into(&mut buf, want, wait(dontwait)));
             let added = match &res {
                 Ok(ReadOutcome::Data(n)) => *n,
                 _ => 0,
@@ -279,7 +288,7 @@ impl Conn {
         }
         SCRATCH_BUF.with(|cell| {
             let mut buf = cell.borrow_mut();
-            let res = MutexGuard::unlocked(st, || self.stream.read(&mut buf, dontwait));
+            let res = MutexGuard::unlocked(st, || self.stream.read(&mut buf, wait(dontwait)));
             match res {
                 Ok(ReadOutcome::Data(n)) => {
                     let replies = self.feed(st, &buf[..n]);
@@ -370,8 +379,8 @@ impl Conn {
                     continue;
                 }
                 if let Some(left) = short {
-                    let fd = self.stream.fd();
-                    MutexGuard::unlocked(&mut st, || crate::transport::sys::poll(fd, libc::POLLIN, left)).ok();
+                    let socket = self.stream.socket();
+                    MutexGuard::unlocked(&mut st, || socket.wait_readable(left)).ok();
                     if !deadline.expired() {
                         continue;
                     }
@@ -482,7 +491,12 @@ impl Conn {
         }
         if let Some(token) = *self.token.lock() {
             st.armed = true;
-            self.reactor.arm(token, self.stream.fd(), read, write);
+            if read && self.stream.has_buffered() {
+                // TLS records already read from the socket: no readiness event will come.
+                self.reactor.serve_now(token);
+            } else {
+                self.reactor.arm(token, self.stream.fd(), read, write);
+            }
         }
     }
 

@@ -12,6 +12,7 @@ use crate::protocol::codec::Config;
 use crate::protocol::deflate::{self, Offer, Params};
 use crate::protocol::handshake::{self, ParseError, RequestSpec, Response};
 use crate::transport::proxy::{self, ProxySpec};
+use crate::transport::socket::{Socket, Wait};
 use crate::transport::stream::{ReadOutcome, Stream};
 use crate::transport::tcp::{self, SockOpt};
 use crate::transport::tls::TlsOptions;
@@ -53,7 +54,7 @@ const MAX_ERROR_BODY: usize = 1 << 20;
 pub fn connect(spec: &ConnectSpec, interrupt: Interrupt<'_>) -> Result<Outcome, Error> {
     let mut deadline = Deadline::after(spec.timeout);
     let stream = match spec.socket_fd {
-        Some(fd) => Stream::plain(tcp::adopt(fd)?),
+        Some(fd) => Stream::plain(Socket::new(tcp::adopt(fd)?)),
         None => {
             let fd = match &spec.proxy {
                 None => {
@@ -68,8 +69,8 @@ pub fn connect(spec: &ConnectSpec, interrupt: Interrupt<'_>) -> Result<Outcome, 
                 }
             };
             match &spec.tls {
-                Some(opts) => Stream::tls(fd, opts, &spec.request.host, deadline, interrupt)?,
-                None => Stream::plain(fd),
+                Some(opts) => Stream::tls(Socket::new(fd), opts, &spec.request.host, deadline, interrupt)?,
+                None => Stream::plain(Socket::new(fd)),
             }
         }
     };
@@ -153,7 +154,7 @@ fn read_more(stream: &Stream, buf: &mut Vec<u8>, deadline: Deadline, interrupt: 
         if deadline.expired() {
             return Err(Error::timeout());
         }
-        match stream.read(&mut chunk, false)? {
+        match stream.read(&mut chunk, Wait::Slice)? {
             ReadOutcome::Data(n) => {
                 buf.extend_from_slice(&chunk[..n]);
                 return Ok(true);

@@ -44,6 +44,9 @@ pub struct Reactor {
     slots: Mutex<Slots>,
     pending: Mutex<Vec<Weak<Conn>>>,
     has_pending: AtomicBool,
+    /// Connections to serve as if their socket were readable: their stream holds bytes
+    /// already read (TLS records), which no readiness event will announce.
+    ready: Mutex<Vec<usize>>,
     pid: u32,
 }
 
@@ -108,6 +111,7 @@ impl Reactor {
                 slots: Mutex::new(Slots::default()),
                 pending: Mutex::new(Vec::new()),
                 has_pending: AtomicBool::new(false),
+                ready: Mutex::new(Vec::new()),
                 pid: std::process::id(),
             })
         }
@@ -163,6 +167,16 @@ impl Reactor {
         unsafe { libc::epoll_ctl(self.epfd.as_raw_fd(), libc::EPOLL_CTL_MOD, fd, &mut ev) };
     }
 
+    /// Serves the connection on the reactor thread soon, without waiting for its socket: for
+    /// a stream with bytes already buffered in this process.
+    pub fn serve_now(&self, token: usize) {
+        if !self.owned() {
+            return;
+        }
+        self.ready.lock().push(token);
+        self.kick();
+    }
+
     /// Asks for the connection to be armed once its owner has been quiet for a moment.
     pub fn schedule(&self, conn: Weak<Conn>) {
         if !self.owned() {
@@ -199,22 +213,11 @@ impl Reactor {
                     unsafe { libc::read(self.wake.as_raw_fd(), (&mut buf as *mut u64).cast(), 8) };
                     continue;
                 }
-                let conn = {
-                    let s = self.slots.lock();
-                    s.conns.get(token as usize).and_then(|c| c.as_ref()).and_then(|w| w.upgrade())
-                };
-                if let Some(conn) = conn {
-                    let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                        #[cfg(test)]
-                        if conn.fd() == super::robustness_tests::PANIC_ON_FD.load(Ordering::SeqCst) {
-                            panic!("injected by a test");
-                        }
-                        conn.on_event(flags)
-                    }));
-                    if outcome.is_err() {
-                        conn.poison("internal error in the reactor");
-                    }
-                }
+                self.serve(token as usize, flags);
+            }
+            let ready = std::mem::take(&mut *self.ready.lock());
+            for token in ready {
+                self.serve(token, libc::EPOLLIN as u32);
             }
             if self.has_pending.load(Ordering::Acquire) {
                 // A panic here must not end the thread every connection depends on.
@@ -223,6 +226,25 @@ impl Reactor {
                     self.pending.lock().clear();
                     self.has_pending.store(false, Ordering::Release);
                 }
+            }
+        }
+    }
+
+    fn serve(&self, token: usize, flags: u32) {
+        let conn = {
+            let s = self.slots.lock();
+            s.conns.get(token).and_then(|c| c.as_ref()).and_then(|w| w.upgrade())
+        };
+        if let Some(conn) = conn {
+            let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                #[cfg(test)]
+                if conn.fd() == super::robustness_tests::PANIC_ON_FD.load(Ordering::SeqCst) {
+                    panic!("injected by a test");
+                }
+                conn.on_event(flags)
+            }));
+            if outcome.is_err() {
+                conn.poison("internal error in the reactor");
             }
         }
     }

@@ -14,6 +14,7 @@ use super::conn::Conn;
 use crate::protocol::codec::Config;
 use crate::protocol::frame::{self, OP_CLOSE, OP_PING, OP_PONG, OP_TEXT};
 use crate::protocol::handshake::{self, RequestSpec};
+use crate::transport::socket::Socket;
 use crate::transport::stream::Stream;
 use crate::transport::tcp;
 
@@ -24,7 +25,7 @@ const NO_INTERRUPT: &dyn Fn() -> bool = &|| false;
 
 fn conn_over(fd: OwnedFd) -> Arc<Conn> {
     let fd = tcp::finish_socket(fd.into_raw_fd()).unwrap();
-    Conn::new(Stream::plain(fd), Config::default(), &[]).unwrap()
+    Conn::new(Stream::plain(Socket::new(fd)), Config::default(), &[]).unwrap()
 }
 
 fn pair() -> (Arc<Conn>, UnixStream) {
@@ -128,7 +129,7 @@ fn serve_one(mut s: TcpStream) {
 fn open(addr: std::net::SocketAddr) -> Arc<Conn> {
     let sock = TcpStream::connect(addr).unwrap();
     let fd = tcp::finish_socket(sock.into_raw_fd()).unwrap();
-    let stream = Stream::plain(fd);
+    let stream = Stream::plain(Socket::new(fd));
     let spec = RequestSpec { host: "127.0.0.1".into(), port: addr.port(), resource: "/".into(), ..Default::default() };
     let (request, key) = handshake::build_request(&spec);
     stream.send_wire(&request, Some(Duration::from_secs(5)), NO_INTERRUPT).unwrap();
@@ -140,7 +141,7 @@ fn open(addr: std::net::SocketAddr) -> Arc<Conn> {
             Err(handshake::ParseError::Partial) => {}
             Err(e) => panic!("{e:?}"),
         }
-        match stream.read(&mut chunk, false).unwrap() {
+        match stream.read(&mut chunk, crate::transport::socket::Wait::Slice).unwrap() {
             crate::transport::stream::ReadOutcome::Data(n) => buf.extend_from_slice(&chunk[..n]),
             crate::transport::stream::ReadOutcome::Eof => panic!("EOF in handshake"),
             crate::transport::stream::ReadOutcome::WouldBlock => {}

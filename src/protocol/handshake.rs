@@ -149,14 +149,16 @@ pub fn verify_upgrade(resp: &Response, key: &str, subprotocols: &[String]) -> Re
         Some(v) if v.trim() == expected => {}
         _ => return Err("Invalid WebSocket Header".into()),
     }
-    if subprotocols.is_empty() {
-        // Like the reference: a subprotocol nobody asked for is ignored.
-        return Ok(None);
-    }
-    let chosen = resp.header("sec-websocket-protocol").map(|s| s.trim().to_lowercase());
-    match &chosen {
-        Some(p) if subprotocols.iter().any(|s| s.to_lowercase() == *p) => Ok(chosen),
-        _ => Err("Invalid WebSocket Header".into()),
+    // RFC 6455 4.1: the server's choice must be one the client offered; a choice when none
+    // was offered fails the connection too (the reference ignores it).
+    let chosen = resp.header("sec-websocket-protocol").map(|s| s.trim().to_lowercase()).filter(|s| !s.is_empty());
+    match (&chosen, subprotocols.is_empty()) {
+        (None, true) => Ok(None),
+        (Some(p), false) if subprotocols.iter().any(|s| s.to_lowercase() == *p) => Ok(chosen),
+        (None, false) => Err("Invalid WebSocket Header: the server selected none of the offered subprotocols".into()),
+        (Some(p), _) => Err(format!(
+            "Invalid WebSocket Header: the server selected subprotocol {p:?}, which the client did not offer"
+        )),
     }
 }
 
@@ -211,6 +213,11 @@ mod tests {
         let r = response("Sec-WebSocket-Protocol: Chat\r\n", good);
         assert_eq!(verify_upgrade(&r, key, &["chat".into()]).unwrap().as_deref(), Some("chat"));
         assert!(verify_upgrade(&r, key, &["other".into()]).is_err());
+        // RFC 6455 4.1: a subprotocol when none was offered fails the connection too.
+        let err = verify_upgrade(&r, key, &[]).unwrap_err();
+        assert!(err.contains("did not offer"), "{err}");
+        // Offered, but the server chose none: the reference's rule.
+        assert!(verify_upgrade(&response("", good), key, &["chat".into()]).is_err());
     }
 
     #[test]

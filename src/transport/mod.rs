@@ -3,10 +3,12 @@
 
 pub mod keys;
 pub mod proxy;
+pub mod socket;
 pub mod stream;
 pub mod sys;
 pub mod tcp;
 pub mod tls;
+pub mod tls_session;
 
 use std::time::{Duration, Instant};
 

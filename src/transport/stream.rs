@@ -1,24 +1,24 @@
-//! A connected byte stream: plain TCP/Unix socket or TLS over one.
+//! A connected byte stream: a plain socket, or TLS over one.
 //!
 //! Reads and writes take `&self` so one thread can read while another writes. For TLS the
-//! rustls session sits behind a mutex held only while it encrypts or decrypts, never during
-//! socket I/O, so a large send does not stop the reader. Writes are split in two steps,
-//! `seal` (encrypt) then `send_wire`, so the engine can keep TLS records in order under its
-//! own write lock.
+//! session (tls_session.rs) is locked only while it encrypts or decrypts, never during socket
+//! I/O, so a large send does not stop the reader. Writes are split in two steps, `seal`
+//! (encrypt) then `send_wire`, so the engine can keep TLS records in order under its own
+//! write lock.
+//!
+//! Every read path (the handshake's, an inline `recv`, the reactor's) goes through `read`:
+//! for TLS it returns plaintext that is already decrypted, then decrypts wire bytes already
+//! read, and reads the socket only when neither is left.
 
 use std::borrow::Cow;
-use std::io::{Read, Write};
-use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 
-use parking_lot::Mutex;
-use rustls::ClientConnection;
-
+use super::socket::{RawIo, Socket, Wait};
+use super::tls_session::{Plain, TlsSession};
 use super::{sys, tls, Deadline, Interrupt, NetError};
 
-pub struct Stream {
-    fd: OwnedFd,
-    tls: Option<Mutex<ClientConnection>>,
-    host: String,
+pub struct Stream<R: RawIo = Socket> {
+    raw: R,
+    tls: Option<TlsSession>,
 }
 
 /// Outcome of one read attempt.
@@ -44,74 +44,70 @@ fn outcome(r: std::io::Result<usize>) -> Result<ReadOutcome, NetError> {
     }
 }
 
-const RAW_CHUNK: usize = 18 * 1024;
-
-impl Stream {
-    pub fn plain(fd: OwnedFd) -> Self {
-        Stream { fd, tls: None, host: String::new() }
+impl Stream<Socket> {
+    pub fn fd(&self) -> std::os::fd::RawFd {
+        self.raw.fd()
     }
 
-    /// Wraps `fd` in TLS and runs the handshake.
-    pub fn tls(fd: OwnedFd, opts: &tls::TlsOptions, host: &str, deadline: Deadline, interrupt: Interrupt<'_>) -> Result<Self, NetError> {
-        let config = tls::client_config(opts).map_err(NetError::Tls)?;
-        let sni = opts.server_hostname.as_deref().unwrap_or(host);
-        let conn = ClientConnection::new(config, tls::server_name(sni).map_err(NetError::Tls)?)
-            .map_err(|e| NetError::Tls(tls::classify(&e, sni)))?;
-        let s = Stream { fd, tls: Some(Mutex::new(conn)), host: sni.to_string() };
+    pub fn socket(&self) -> &Socket {
+        &self.raw
+    }
+}
+
+impl<R: RawIo> Stream<R> {
+    pub fn plain(raw: R) -> Self {
+        Stream { raw, tls: None }
+    }
+
+    /// Wraps `raw` in TLS and runs the handshake.
+    pub fn tls(raw: R, opts: &tls::TlsOptions, host: &str, deadline: Deadline, interrupt: Interrupt<'_>) -> Result<Self, NetError> {
+        let s = Stream { raw, tls: Some(TlsSession::new(opts, host)?) };
         s.handshake(deadline, interrupt)?;
         Ok(s)
     }
 
-    pub fn fd(&self) -> RawFd {
-        self.fd.as_raw_fd()
+    /// A stream over an existing TLS session (the transport's tests).
+    pub fn with_session(raw: R, session: TlsSession, deadline: Deadline, interrupt: Interrupt<'_>) -> Result<Self, NetError> {
+        let s = Stream { raw, tls: Some(session) };
+        s.handshake(deadline, interrupt)?;
+        Ok(s)
     }
 
     pub fn is_tls(&self) -> bool {
         self.tls.is_some()
     }
 
-    fn tls_err(&self, e: rustls::Error) -> NetError {
-        NetError::Tls(tls::classify(&e, &self.host))
+    /// Whether bytes wait in this process (TLS plaintext or undecrypted records), so that a
+    /// read would return without the socket becoming readable.
+    pub fn has_buffered(&self) -> bool {
+        self.tls.as_ref().is_some_and(TlsSession::has_buffered)
     }
 
     fn handshake(&self, deadline: Deadline, interrupt: Interrupt<'_>) -> Result<(), NetError> {
         let tls = self.tls.as_ref().expect("tls stream");
-        let mut raw = vec![0u8; RAW_CHUNK];
         loop {
-            let (out, handshaking, wants_read) = {
-                let mut c = tls.lock();
-                let mut out = Vec::new();
-                while c.wants_write() {
-                    c.write_tls(&mut out).map_err(NetError::Io)?;
-                }
-                (out, c.is_handshaking(), c.wants_read())
-            };
+            let (out, handshaking) = tls.handshake_step()?;
             if !out.is_empty() {
                 self.send_wire(&out, deadline.remaining(), interrupt)?;
             }
             if !handshaking {
                 return Ok(());
             }
-            if !wants_read {
-                continue;
+            match tls.handshake_feed() {
+                Ok(true) => continue,
+                Ok(false) => {}
+                Err((e, alert)) => {
+                    // Send the alert rustls queued, best effort.
+                    let _ = self.raw.write(&alert, Wait::Now);
+                    return Err(e);
+                }
             }
-            match sys::recv(self.fd(), &mut raw, false) {
+            match tls.fill_inbox(|spare| self.raw.read_uninit(spare, Wait::Slice)) {
                 Ok(0) => {
                     return Err(NetError::Tls(tls::TlsError::Eof("EOF occurred in violation of protocol (TLS handshake)".into())))
                 }
-                Ok(n) => {
-                    let mut c = tls.lock();
-                    let r = feed_tls(&mut c, &raw[..n]);
-                    if let Err(e) = r {
-                        // Send the alert rustls queued, best effort.
-                        let mut out = Vec::new();
-                        while c.wants_write() && c.write_tls(&mut out).is_ok() {}
-                        drop(c);
-                        let _ = sys::send(self.fd(), &out, true);
-                        return Err(self.tls_err(e));
-                    }
-                }
-                Err(e) if sys::is_would_block(&e) => {
+                Ok(_) => {}
+                Err(e) if sys::is_would_block(&e) || e.kind() == std::io::ErrorKind::Interrupted => {
                     if interrupt() {
                         return Err(NetError::Interrupted);
                     }
@@ -125,50 +121,40 @@ impl Stream {
     }
 
     /// One read attempt. Blocking attempts wait at most one SLICE.
-    pub fn read(&self, buf: &mut [u8], dontwait: bool) -> Result<ReadOutcome, NetError> {
+    pub fn read(&self, buf: &mut [u8], wait: Wait) -> Result<ReadOutcome, NetError> {
         let Some(tls) = &self.tls else {
-            return outcome(sys::recv(self.fd(), buf, dontwait));
+            return outcome(self.raw.read(buf, wait));
         };
-        let mut raw = [0u8; RAW_CHUNK];
         loop {
-            {
-                let mut c = tls.lock();
-                match c.reader().read(buf) {
-                    Ok(0) => return Ok(ReadOutcome::Eof),
-                    Ok(n) => return Ok(ReadOutcome::Data(n)),
-                    Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
-                    Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => return Ok(ReadOutcome::Eof),
-                    Err(e) => return Err(NetError::from(e)),
-                }
+            match tls.read_plain(buf)? {
+                Plain::Data(n) => return Ok(ReadOutcome::Data(n)),
+                Plain::Eof => return Ok(ReadOutcome::Eof),
+                Plain::NeedWire => {}
             }
-            match sys::recv(self.fd(), &mut raw, dontwait) {
-                Ok(0) => return Ok(ReadOutcome::Eof),
-                Ok(n) => {
-                    let mut c = tls.lock();
-                    feed_tls(&mut c, &raw[..n]).map_err(|e| self.tls_err(e))?;
-                }
-                Err(e) => return outcome(Err(e)),
+            match outcome(tls.fill_inbox(|spare| self.raw.read_uninit(spare, wait)))? {
+                ReadOutcome::Data(_) => {}
+                other => return Ok(other),
             }
         }
     }
 
     /// One read attempt of up to `want` bytes appended to `buf` (plain sockets read
     /// straight into its spare capacity, nothing zeroed first).
-    pub fn read_into(&self, buf: &mut Vec<u8>, want: usize, dontwait: bool) -> Result<ReadOutcome, NetError> {
+    pub fn read_into(&self, buf: &mut Vec<u8>, want: usize, wait: Wait) -> Result<ReadOutcome, NetError> {
         buf.reserve(want);
         if self.tls.is_none() {
             let spare = buf.spare_capacity_mut();
             let n = want.min(spare.len());
-            let res = outcome(sys::recv_uninit(self.fd(), &mut spare[..n], dontwait));
+            let res = outcome(self.raw.read_uninit(&mut spare[..n], wait));
             if let Ok(ReadOutcome::Data(k)) = res {
-                // SAFETY: recv initialised exactly `k` bytes from the current length on.
+                // SAFETY: the read initialised exactly `k` bytes from the current length on.
                 unsafe { buf.set_len(buf.len() + k) };
             }
             return res;
         }
         let start = buf.len();
         buf.resize(start + want, 0);
-        let res = self.read(&mut buf[start..], dontwait);
+        let res = self.read(&mut buf[start..], wait);
         let n = match &res {
             Ok(ReadOutcome::Data(n)) => *n,
             _ => 0,
@@ -179,22 +165,9 @@ impl Stream {
 
     /// Plaintext to wire bytes: encrypted for TLS, borrowed as is otherwise.
     pub fn seal<'a>(&self, plaintext: &'a [u8]) -> Result<Cow<'a, [u8]>, NetError> {
-        let Some(tls) = &self.tls else {
-            return Ok(Cow::Borrowed(plaintext));
-        };
-        let mut c = tls.lock();
-        let mut out = Vec::with_capacity(plaintext.len() + 64);
-        let mut off = 0;
-        loop {
-            if off < plaintext.len() {
-                off += c.writer().write(&plaintext[off..]).map_err(NetError::Io)?;
-            }
-            while c.wants_write() {
-                c.write_tls(&mut out).map_err(NetError::Io)?;
-            }
-            if off >= plaintext.len() {
-                return Ok(Cow::Owned(out));
-            }
+        match &self.tls {
+            None => Ok(Cow::Borrowed(plaintext)),
+            Some(tls) => tls.seal(plaintext).map(Cow::Owned),
         }
     }
 
@@ -203,12 +176,12 @@ impl Stream {
     pub fn send_wire(&self, mut wire: &[u8], timeout: Option<std::time::Duration>, interrupt: Interrupt<'_>) -> Result<(), NetError> {
         let mut deadline = Deadline::after(timeout);
         while !wire.is_empty() {
-            match sys::send(self.fd(), wire, false) {
+            match self.raw.write(wire, Wait::Slice) {
                 Ok(n) => {
                     wire = &wire[n..];
                     deadline = Deadline::after(timeout);
                 }
-                Err(e) if sys::is_would_block(&e) => {
+                Err(e) if sys::is_would_block(&e) || e.kind() == std::io::ErrorKind::Interrupted => {
                     if interrupt() {
                         return Err(NetError::Interrupted);
                     }
@@ -224,9 +197,9 @@ impl Stream {
 
     /// One non-blocking send attempt; returns how much was taken.
     pub fn try_send_wire(&self, wire: &[u8]) -> Result<usize, NetError> {
-        match sys::send(self.fd(), wire, true) {
+        match self.raw.write(wire, Wait::Now) {
             Ok(n) => Ok(n),
-            Err(e) if sys::is_would_block(&e) => Ok(0),
+            Err(e) if sys::is_would_block(&e) || e.kind() == std::io::ErrorKind::Interrupted => Ok(0),
             Err(e) => Err(NetError::from(e)),
         }
     }
@@ -235,17 +208,6 @@ impl Stream {
     /// close_notify is sent (websocket-client does not send one either): bytes already
     /// sealed by a writer could otherwise follow it out of order.
     pub fn shutdown(&self) {
-        sys::shutdown(self.fd());
+        self.raw.shutdown();
     }
-}
-
-fn feed_tls(c: &mut ClientConnection, mut data: &[u8]) -> Result<(), rustls::Error> {
-    while !data.is_empty() {
-        match c.read_tls(&mut data) {
-            Ok(_) => {}
-            Err(_) => return Err(rustls::Error::General("TLS buffer full".into())),
-        }
-        c.process_new_packets()?;
-    }
-    Ok(())
 }

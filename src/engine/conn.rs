@@ -5,7 +5,6 @@
 //! writer never touches the read side. No lock is held while waiting for the GIL.
 
 use std::cell::RefCell;
-use std::collections::VecDeque;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::sync::atomic::{AtomicBool, AtomicI32, Ordering};
 use std::sync::Arc;
@@ -16,9 +15,10 @@ use parking_lot::{Condvar, Mutex, MutexGuard};
 use super::error::{Error, Terminal};
 use super::reactor::{self, Reactor};
 use super::trace;
-use crate::protocol::codec::{Codec, Config, Item, Mode, Reply, Sink, TracedFrame};
-use crate::protocol::deflate::Deflater;
-use crate::protocol::frame::{self, OP_BINARY, OP_CLOSE, OP_CONT, OP_PING, OP_PONG, OP_TEXT};
+use crate::protocol::codec::{Config, Item, Mode, Reply, TracedFrame};
+use crate::protocol::frame::{self, OP_CLOSE, OP_PONG};
+use crate::protocol::receiver::{Ended, Receiver};
+use crate::protocol::sender::{encode_failure, encode_reply, CloseSent, Sender};
 use crate::transport::socket::Wait;
 use crate::transport::stream::{ReadOutcome, Stream};
 use crate::transport::{Deadline, Interrupt, NetError};
@@ -27,9 +27,6 @@ use crate::transport::{Deadline, Interrupt, NetError};
 /// (Python is not keeping up), and resumes below LOW_WATER.
 pub const HIGH_WATER: usize = 64 * 1024 * 1024;
 pub const LOW_WATER: usize = 16 * 1024 * 1024;
-/// What one queued item costs besides its payload (the `Item` and its queue slot, rounded
-/// up): counted against HIGH_WATER so a flood of empty messages is bounded too.
-const ITEM_OVERHEAD: usize = 64;
 /// Unsent pongs kept at most; past this the peer is not reading what we send, and further
 /// pongs are dropped (RFC 6455 5.5.3 lets an endpoint answer only the latest ping).
 const MAX_PONG_BACKLOG: usize = 256 * 1024;
@@ -46,9 +43,8 @@ thread_local! {
 }
 
 struct ReadSide {
-    codec: Codec,
-    queue: VecDeque<Item>,
-    queued_bytes: usize,
+    /// The protocol's receiving half: codec, queue, peer close, failure.
+    rx: Receiver,
     /// A thread (Python or the reactor) is reading the socket right now.
     reading: bool,
     /// The reactor's one-shot watch is armed.
@@ -59,58 +55,31 @@ struct ReadSide {
     paused: bool,
     /// Arm again as soon as recv() returns (select() readiness is in use).
     eager: bool,
-    terminal: Option<Terminal>,
-    /// The payload of the peer's close frame, once received.
-    peer_close: Option<Vec<u8>>,
-    /// A fragmented message being joined by `recv` (its first fragments).
-    partial: Option<Item>,
-    /// The close code owed to the peer after a protocol failure. It is sent (and the
-    /// connection dropped) when the application reads past the items that came before the
-    /// failure, so its answers to those still reach the peer first, as they would with the
-    /// reference, which only reads when asked.
-    owed_close: Option<u16>,
+    /// Why the transport stopped (EOF, a reset, a TLS error); a protocol failure is the
+    /// receiver's. Kept so every later call reports the same.
+    transport_end: Option<Terminal>,
     last_exit: Instant,
     ready_signalled: bool,
+}
+
+impl ReadSide {
+    /// Nothing more will be read: the transport ended or the protocol failed.
+    fn stopped(&self) -> bool {
+        self.transport_end.is_some() || self.rx.bytes_wanted() == 0
+    }
+
+    /// A take would not wait.
+    fn has_item(&self) -> bool {
+        self.rx.has_item() || self.transport_end.is_some()
+    }
 }
 
 struct WriteSide {
     /// Wire bytes accepted but not yet sent (from non-blocking attempts).
     pending: Vec<u8>,
-    /// permessage-deflate: the compressor (None when not negotiated, or when our window
-    /// is limited to 8 bits, which zlib cannot produce: messages then go uncompressed),
-    /// whether a compressed fragmented message is in progress, and its output buffer.
-    deflater: Option<Deflater>,
-    compressing: bool,
-    zbuf: Vec<u8>,
+    /// The protocol's sending half (framing, masking, compression).
+    sender: Sender,
     scratch: Vec<u8>,
-}
-
-impl WriteSide {
-    /// Puts the frame's wire bytes in `scratch`, compressing data frames when
-    /// permessage-deflate is on (see `Conn::send_frame`).
-    fn encode(&mut self, fin: bool, rsv: u8, opcode: u8, payload: &[u8], mask: Option<[u8; 4]>) {
-        let compress = match opcode {
-            OP_TEXT | OP_BINARY => self.deflater.is_some() && rsv == 0,
-            OP_CONT => self.compressing,
-            _ => false,
-        };
-        if opcode == OP_TEXT || opcode == OP_BINARY {
-            self.compressing = compress && !fin;
-        }
-        self.scratch.clear();
-        match self.deflater.as_mut() {
-            Some(d) if compress => {
-                self.zbuf.clear();
-                d.compress(payload, fin, &mut self.zbuf);
-                if fin {
-                    self.compressing = false;
-                }
-                let rsv = if opcode == OP_CONT { rsv } else { rsv | 0b100 };
-                frame::encode_frame(&mut self.scratch, fin, rsv, opcode, &self.zbuf, mask);
-            }
-            _ => frame::encode_frame(&mut self.scratch, fin, rsv, opcode, payload, mask),
-        }
-    }
 }
 
 pub struct Conn {
@@ -121,16 +90,11 @@ pub struct Conn {
     outbox: Mutex<Vec<u8>>,
     outbox_flag: AtomicBool,
     want_write: AtomicBool,
-    close_sent: AtomicBool,
+    close: CloseSent,
     /// eventfd signalled while an item is waiting (for select() on `ws.sock`); -1 if unused.
     ready_fd: AtomicI32,
     reactor: Arc<Reactor>,
     token: Mutex<Option<usize>>,
-}
-
-/// What an item counts for in `queued_bytes`.
-fn cost(item: &Item) -> usize {
-    item.data.len() + ITEM_OVERHEAD
 }
 
 fn wait(dontwait: bool) -> Wait {
@@ -149,31 +113,26 @@ impl Conn {
     /// Wraps a connected, handshaken stream; `leftover` is what followed the handshake.
     pub fn new(stream: Stream, cfg: Config, leftover: &[u8]) -> Result<Arc<Conn>, Error> {
         let reactor = Reactor::get().map_err(|e| Error::Net(NetError::Io(e)))?;
-        let deflater = cfg.deflate.as_ref().and_then(Deflater::new);
+        let sender = Sender::new(cfg.deflate.as_ref());
         let conn = Arc::new(Conn {
             stream,
             read: Mutex::new(ReadSide {
-                codec: Codec::new(cfg),
-                queue: VecDeque::new(),
-                queued_bytes: 0,
+                rx: Receiver::new(cfg),
                 reading: false,
                 armed: false,
                 pending_arm: false,
                 paused: false,
                 eager: false,
-                terminal: None,
-                peer_close: None,
-                partial: None,
-                owed_close: None,
+                transport_end: None,
                 last_exit: Instant::now(),
                 ready_signalled: false,
             }),
             read_cv: Condvar::new(),
-            write: Mutex::new(WriteSide { pending: Vec::new(), scratch: Vec::new(), deflater, compressing: false, zbuf: Vec::new() }),
+            write: Mutex::new(WriteSide { pending: Vec::new(), sender, scratch: Vec::new() }),
             outbox: Mutex::new(Vec::new()),
             outbox_flag: AtomicBool::new(false),
             want_write: AtomicBool::new(false),
-            close_sent: AtomicBool::new(false),
+            close: CloseSent::new(),
             ready_fd: AtomicI32::new(-1),
             reactor,
             token: Mutex::new(None),
@@ -200,63 +159,42 @@ impl Conn {
     }
 
     pub fn close_sent(&self) -> bool {
-        self.close_sent.load(Ordering::Acquire)
+        self.close.is_set()
     }
 
     // ---- configuration ----------------------------------------------------------------
 
     pub fn set_mode(&self, mode: Mode) {
-        self.read.lock().codec.set_mode(mode);
+        self.read.lock().rx.set_mode(mode);
     }
 
     pub fn set_skip_utf8(&self, skip: bool) {
-        self.read.lock().codec.set_skip_utf8(skip);
+        self.read.lock().rx.set_skip_utf8(skip);
     }
 
     pub fn set_max_message(&self, max: Option<u64>) {
-        self.read.lock().codec.set_max_message(max);
+        self.read.lock().rx.set_max_message(max);
     }
 
     // ---- reading ------------------------------------------------------------------------
 
-    /// Feeds bytes to the codec under the read lock; returns the replies to send.
+    /// Feeds bytes to the receiver under the read lock; returns the replies to send.
     fn feed(&self, st: &mut ReadSide, data: &[u8]) -> Vec<Reply> {
         let mut replies = Vec::new();
         let mut traced = Vec::new();
-        let before = st.queue.len();
         let tracing = trace::enabled();
-        let result = {
-            let mut sink = Sink { items: &mut st.queue, replies: &mut replies, traced: tracing.then_some(&mut traced) };
-            st.codec.feed(data, &mut sink)
-        };
-        self.after_feed(st, before, result, traced);
+        let progress = st.rx.receive(data, &mut replies, tracing.then_some(&mut traced));
+        self.after_feed(st, progress, traced);
         replies
     }
 
-    fn after_feed(
-        &self,
-        st: &mut ReadSide,
-        before: usize,
-        result: Result<(), crate::protocol::codec::Failure>,
-        traced: Vec<TracedFrame>,
-    ) {
+    fn after_feed(&self, st: &mut ReadSide, progress: bool, traced: Vec<TracedFrame>) {
         for t in &traced {
             let mut raw = Vec::new();
             frame::encode_frame(&mut raw, t.fin, t.rsv, t.opcode, &t.payload, None);
             trace::frame("Rcv", &raw, t.fin, t.opcode, &t.payload);
         }
-        for item in st.queue.iter().skip(before) {
-            st.queued_bytes += cost(item);
-            if item.opcode == OP_CLOSE {
-                st.peer_close = Some(item.data.clone());
-            }
-        }
-        if let Err(failure) = result {
-            // Sent by the reader that reaches the failure (see `owed_close`).
-            st.owed_close = Some(failure.close_code());
-            st.terminal = Some(Terminal::Failed(failure));
-        }
-        if st.queue.len() != before || st.terminal.is_some() {
+        if progress {
             self.read_cv.notify_all();
         }
         self.update_ready(st);
@@ -266,24 +204,19 @@ impl Conn {
     /// during the socket call. Returns false on WouldBlock.
     fn read_step(&self, st: &mut MutexGuard<'_, ReadSide>, dontwait: bool) -> (bool, Vec<Reply>, usize) {
         let mut replies = Vec::new();
-        if let Some(remaining) = st.codec.direct_read_hint() {
+        if let Some(remaining) = st.rx.direct_read_hint() {
             // Large payload: read straight into the message buffer.
-            let mut buf = st.codec.take_buffer();
+            let mut buf = st.rx.take_buffer();
             let want = remaining.min(4 << 20) as usize;
             let res = MutexGuard::unlocked(st, || self.stream.read_into(&mut buf, want, wait(dontwait)));
             let added = match &res {
                 Ok(ReadOutcome::Data(n)) => *n,
                 _ => 0,
             };
-            let before = st.queue.len();
             let mut traced = Vec::new();
             let tracing = trace::enabled();
-            let result = {
-                let side: &mut ReadSide = st;
-                let mut sink = Sink { items: &mut side.queue, replies: &mut replies, traced: tracing.then_some(&mut traced) };
-                side.codec.return_buffer(buf, added, &mut sink)
-            };
-            self.after_feed(st, before, result, traced);
+            let progress = st.rx.return_buffer(buf, added, &mut replies, tracing.then_some(&mut traced));
+            self.after_feed(st, progress, traced);
             return self.finish_read(st, res, replies, added);
         }
         SCRATCH_BUF.with(|cell| {
@@ -310,16 +243,16 @@ impl Conn {
             Ok(ReadOutcome::Data(_)) => (true, replies, n),
             Ok(ReadOutcome::WouldBlock) => (false, replies, 0),
             Ok(ReadOutcome::Eof) => {
-                if st.terminal.is_none() {
-                    st.terminal = Some(Terminal::Eof);
+                if st.transport_end.is_none() {
+                    st.transport_end = Some(Terminal::Eof);
                 }
                 self.read_cv.notify_all();
                 self.update_ready(st);
                 (true, replies, 0)
             }
             Err(e) => {
-                if st.terminal.is_none() {
-                    st.terminal = Some(match e {
+                if st.transport_end.is_none() {
+                    st.transport_end = Some(match e {
                         NetError::Tls(t) => Terminal::Tls(t),
                         other => Terminal::Broken(format!("Connection to remote host was lost. ({other})")),
                     });
@@ -336,7 +269,7 @@ impl Conn {
         self: &Arc<Self>,
         timeout: Option<Duration>,
         interrupt: Interrupt<'_>,
-        mut take: impl FnMut(&mut ReadSide) -> Option<Result<T, Error>>,
+        mut take: impl FnMut(&mut Receiver) -> Option<Result<T, Error>>,
     ) -> Result<T, Error> {
         let deadline = Deadline::after(timeout);
         let mut st = self.read.lock();
@@ -344,19 +277,22 @@ impl Conn {
         // completing an item must not hold the caller beyond its timeout.
         let mut overdue = false;
         let result = loop {
-            if let Some(r) = take(&mut st) {
+            if let Some(r) = take(&mut st.rx) {
                 break r;
             }
-            if let Some(t) = &st.terminal {
-                let err = t.to_error();
-                if let Some(code) = st.owed_close.take() {
-                    MutexGuard::unlocked(&mut st, || self.fail_connection(code));
+            match st.rx.ended() {
+                Some(Ended::Failed(f)) => {
+                    if let Some(code) = st.rx.take_owed_close() {
+                        MutexGuard::unlocked(&mut st, || self.fail_connection(code));
+                    }
+                    break Err(Error::Protocol(f));
                 }
-                break Err(err);
-            }
-            if st.peer_close.is_some() && st.queue.is_empty() {
                 // The close frame was delivered: nothing more will come.
-                break Err(Error::Closed("Connection to remote host was lost.".into()));
+                Some(Ended::Closed) => break Err(Error::Closed("Connection to remote host was lost.".into())),
+                None => {}
+            }
+            if let Some(t) = &st.transport_end {
+                break Err(t.to_error());
             }
             if overdue {
                 break Err(Error::timeout());
@@ -404,7 +340,7 @@ impl Conn {
     /// `recv_frame` can still see them one by one), control frames as they come. Pings and
     /// pongs are skipped unless `control` is set. In raw mode items pass through untouched.
     pub fn recv(self: &Arc<Self>, control: bool, timeout: Option<Duration>, interrupt: Interrupt<'_>) -> Result<Item, Error> {
-        self.wait_for(timeout, interrupt, |st| take_message(st, control).map(Ok))
+        self.wait_for(timeout, interrupt, |rx| rx.take_message(control).map(Ok))
     }
 
     /// `recv` for a message that is already queued: never waits, not even for the read
@@ -412,10 +348,10 @@ impl Conn {
     /// the slow way". The exit bookkeeping is `wait_for`'s.
     pub fn try_recv_queued(self: &Arc<Self>, control: bool) -> Option<Item> {
         let mut st = self.read.try_lock()?;
-        if st.queue.is_empty() {
+        if st.rx.is_empty() {
             return None;
         }
-        let item = take_message(&mut st, control)?;
+        let item = st.rx.take_message(control)?;
         st.last_exit = Instant::now();
         self.resume_if_drained(&mut st);
         self.update_ready(&mut st);
@@ -425,12 +361,7 @@ impl Conn {
 
     /// The next frame as it arrived (fragments not joined); pings/pongs only if `control`.
     pub fn recv_frame(self: &Arc<Self>, control: bool, timeout: Option<Duration>, interrupt: Interrupt<'_>) -> Result<Item, Error> {
-        self.wait_for(timeout, interrupt, |st| loop {
-            let item = pop(st)?;
-            if control || !matches!(item.opcode, OP_PING | OP_PONG) || st.codec.config().mode == Mode::Raw {
-                return Some(Ok(item));
-            }
-        })
+        self.wait_for(timeout, interrupt, |rx| rx.take_frame(control).map(Ok))
     }
 
     /// Up to `max` items at once (at least one), for callback dispatch: messages joined
@@ -442,27 +373,19 @@ impl Conn {
         timeout: Option<Duration>,
         interrupt: Interrupt<'_>,
     ) -> Result<Vec<Item>, Error> {
-        self.wait_for(timeout, interrupt, |st| {
-            let mut items = Vec::new();
-            while items.len() < max.max(1) {
-                let next = if fragments { pop(st) } else { take_message(st, true) };
-                match next {
-                    Some(item) => items.push(item),
-                    None => break,
-                }
-            }
+        self.wait_for(timeout, interrupt, |rx| {
+            let items = rx.take_batch(max, fragments);
             (!items.is_empty()).then_some(Ok(items))
         })
     }
 
     /// Whether an item is queued (a recv would not block).
     pub fn has_item(&self) -> bool {
-        let st = self.read.lock();
-        !st.queue.is_empty() || st.terminal.is_some()
+        self.read.lock().has_item()
     }
 
     fn resume_if_drained(&self, st: &mut ReadSide) {
-        if st.paused && st.queued_bytes < LOW_WATER {
+        if st.paused && st.rx.queued_bytes() < LOW_WATER {
             st.paused = false;
         }
     }
@@ -471,7 +394,7 @@ impl Conn {
 
     /// Puts the connection on the reactor's pending list (or arms it now in eager mode).
     fn schedule_arm(self: &Arc<Self>, st: &mut ReadSide) {
-        if st.armed || st.pending_arm || st.terminal.is_some() || st.paused {
+        if st.armed || st.pending_arm || st.stopped() || st.paused {
             return;
         }
         if st.eager {
@@ -503,13 +426,13 @@ impl Conn {
     /// Called by the reactor for pending connections; true when done with it.
     pub(super) fn try_arm(&self, now: Instant) -> bool {
         let Some(mut st) = self.read.try_lock() else { return false };
-        if st.reading && now.duration_since(st.last_exit) < reactor::STAY_PENDING && st.terminal.is_none() {
+        if st.reading && now.duration_since(st.last_exit) < reactor::STAY_PENDING && !st.stopped() {
             // The owner is back inside recv() soon after its last one (a send/recv loop):
             // kept on the list, so its next return does not wake the reactor again. Dropped
             // once it was away that long, so a thread blocked in recv() costs no ticks.
             return false;
         }
-        if st.reading || st.terminal.is_some() || st.paused || st.armed {
+        if st.reading || st.stopped() || st.paused || st.armed {
             st.pending_arm = false;
             return true;
         }
@@ -528,7 +451,7 @@ impl Conn {
         }
         let mut st = self.read.lock();
         st.armed = false;
-        if st.reading || st.terminal.is_some() {
+        if st.reading || st.stopped() {
             return;
         }
         if st.paused {
@@ -545,21 +468,21 @@ impl Conn {
         loop {
             let (progress, replies, n) = self.read_step(&mut st, true);
             all_replies.extend(replies);
-            if !progress || st.terminal.is_some() {
+            if !progress || st.stopped() {
                 break;
             }
             budget = budget.saturating_sub(n.max(1));
             if budget == 0 {
                 break;
             }
-            if st.queued_bytes > HIGH_WATER {
+            if st.rx.queued_bytes() > HIGH_WATER {
                 st.paused = true;
                 break;
             }
         }
         st.reading = false;
         self.read_cv.notify_all();
-        if st.terminal.is_none() && !st.paused {
+        if !st.stopped() && !st.paused {
             self.arm_now(&mut st);
         }
         drop(st);
@@ -572,8 +495,8 @@ impl Conn {
     pub fn poison(&self, why: &str) {
         let mut st = self.read.lock();
         st.reading = false;
-        if st.terminal.is_none() {
-            st.terminal = Some(Terminal::Broken(why.to_string()));
+        if st.transport_end.is_none() {
+            st.transport_end = Some(Terminal::Broken(why.to_string()));
         }
         self.read_cv.notify_all();
         drop(st);
@@ -612,7 +535,7 @@ impl Conn {
         if fd < 0 {
             return;
         }
-        let want = !st.queue.is_empty() || st.terminal.is_some();
+        let want = st.has_item();
         if want == st.ready_signalled {
             return;
         }
@@ -629,14 +552,8 @@ impl Conn {
 
     // ---- writing ------------------------------------------------------------------------
 
-    /// Sends one frame; returns its length on the wire.
-    ///
-    /// With permessage-deflate, data frames whose RSV bits are clear are compressed: the
-    /// first frame of a message gets RSV1; the continuation frames of a compressed message
-    /// (sent with `fin=false` first) continue its DEFLATE stream, each ending in a sync
-    /// flush so the peer can inflate it as it arrives, and the final one drops the
-    /// `00 00 ff ff` tail. A data frame with RSV bits set by the caller, and the
-    /// continuations of a message it starts, go out as given.
+    /// Sends one frame (compressed when permessage-deflate is on, see `Sender::encode`);
+    /// returns its length on the wire. Frames of several threads never interleave.
     #[allow(clippy::too_many_arguments)]
     pub fn send_frame(
         &self,
@@ -648,31 +565,20 @@ impl Conn {
         timeout: Option<Duration>,
         interrupt: Interrupt<'_>,
     ) -> Result<usize, Error> {
-        let mask = Some(mask.unwrap_or_else(random_mask));
+        let mask = mask.unwrap_or_else(random_mask);
         if opcode == OP_CLOSE {
-            self.close_sent.store(true, Ordering::Release);
+            // A close frame built by the caller counts as our close.
+            self.close.claim();
         }
-        let mut w = self.write.lock();
-        if !w.pending.is_empty() {
-            let pending = std::mem::take(&mut w.pending);
-            self.stream.send_wire(&pending, timeout, interrupt)?;
-        }
-        w.encode(fin, rsv, opcode, payload, mask);
-        let len = w.scratch.len();
+        let mut guard = self.write.lock();
+        let w = &mut *guard;
+        w.scratch.clear();
+        let len = w.sender.encode(fin, rsv, opcode, payload, mask, &mut w.scratch);
         if trace::enabled() {
             trace::frame("Sent", &w.scratch, fin, opcode, payload);
         }
-        let res = match self.stream.seal(&w.scratch) {
-            Ok(wire) => self.stream.send_wire(&wire, timeout, interrupt),
-            Err(e) => Err(e),
-        };
-        if w.scratch.capacity() > KEEP_CAPACITY {
-            w.scratch = Vec::new();
-        }
-        if w.zbuf.capacity() > KEEP_CAPACITY {
-            w.zbuf = Vec::new();
-        }
-        drop(w);
+        let res = self.write_locked(w, None, timeout, interrupt);
+        drop(guard);
         if self.outbox_flag.load(Ordering::SeqCst) {
             self.flush_outbox();
         }
@@ -680,20 +586,54 @@ impl Conn {
         Ok(len)
     }
 
+    /// Writes what `w.scratch` holds (or `plain`), after any bytes still pending, under the
+    /// write lock; the scratch buffer is released when it grew large.
+    fn write_locked(&self, w: &mut WriteSide, plain: Option<&[u8]>, timeout: Option<Duration>, interrupt: Interrupt<'_>) -> Result<(), Error> {
+        if !w.pending.is_empty() {
+            let pending = std::mem::take(&mut w.pending);
+            self.stream.send_wire(&pending, timeout, interrupt)?;
+        }
+        let res = match self.stream.seal(plain.unwrap_or(&w.scratch)) {
+            Ok(wire) => self.stream.send_wire(&wire, timeout, interrupt),
+            Err(e) => Err(e),
+        };
+        if w.scratch.capacity() > KEEP_CAPACITY {
+            w.scratch = Vec::new();
+        }
+        Ok(res?)
+    }
+
     /// Sends our close frame once; later calls do nothing.
     pub fn send_close(&self, payload: &[u8], timeout: Option<Duration>, interrupt: Interrupt<'_>) -> Result<bool, Error> {
-        if self.close_sent.swap(true, Ordering::AcqRel) {
+        let mut frame = Vec::new();
+        if !Sender::encode_close(&self.close, payload, random_mask(), &mut frame) {
             return Ok(false);
         }
-        self.send_frame(true, 0, OP_CLOSE, payload, None, timeout, interrupt)?;
+        self.send_encoded(&frame, OP_CLOSE, payload, timeout, interrupt)?;
         Ok(true)
+    }
+
+    /// Sends a frame the protocol encoded outside the data path (a close), in order with
+    /// the frames of other writers.
+    fn send_encoded(&self, frame: &[u8], opcode: u8, payload: &[u8], timeout: Option<Duration>, interrupt: Interrupt<'_>) -> Result<(), Error> {
+        if trace::enabled() {
+            trace::frame("Sent", frame, true, opcode, payload);
+        }
+        let mut w = self.write.lock();
+        let res = self.write_locked(&mut w, Some(frame), timeout, interrupt);
+        drop(w);
+        if self.outbox_flag.load(Ordering::SeqCst) {
+            self.flush_outbox();
+        }
+        res
     }
 
     /// Fails the connection after a protocol error (RFC 6455 7.1.7): our close frame with
     /// `code` unless one was sent, then the TCP connection is dropped.
     fn fail_connection(&self, code: u16) {
-        if !self.close_sent.swap(true, Ordering::AcqRel) {
-            let _ = self.send_frame(true, 0, OP_CLOSE, &code.to_be_bytes(), None, Some(FAIL_CLOSE_TIMEOUT), &|| false);
+        let mut frame = Vec::new();
+        if encode_failure(code, &self.close, random_mask(), &mut frame) {
+            let _ = self.send_encoded(&frame, OP_CLOSE, &code.to_be_bytes(), Some(FAIL_CLOSE_TIMEOUT), &|| false);
         }
         self.stream.shutdown();
     }
@@ -706,35 +646,15 @@ impl Conn {
         // then the outbox itself grows and is counted).
         let backlog = self.outbox.lock().len() + self.write.try_lock().map_or(0, |w| w.pending.len());
         for r in replies {
-            match r {
-                Reply::Pong(data) => {
-                    if self.close_sent.load(Ordering::Acquire) {
-                        continue;
-                    }
-                    if backlog + bytes.len() > MAX_PONG_BACKLOG {
-                        // The peer reads nothing: answering more pings would only grow memory.
-                        continue;
-                    }
-                    frame::encode_frame(&mut bytes, true, 0, OP_PONG, &data, Some(random_mask()));
-                    if trace::enabled() {
-                        let start = bytes.len() - frame::frame_len(data.len(), true);
-                        trace::frame("Sent", &bytes[start..], true, OP_PONG, &data);
-                    }
-                }
-                Reply::Close(code, reason) => {
-                    if self.close_sent.swap(true, Ordering::AcqRel) {
-                        continue;
-                    }
-                    let mut payload = Vec::new();
-                    if let Some(c) = code {
-                        payload.extend_from_slice(&c.to_be_bytes());
-                        payload.extend_from_slice(&reason);
-                    }
-                    frame::encode_frame(&mut bytes, true, 0, OP_CLOSE, &payload, Some(random_mask()));
-                    if trace::enabled() {
-                        let start = bytes.len() - frame::frame_len(payload.len(), true);
-                        trace::frame("Sent", &bytes[start..], true, OP_CLOSE, &payload);
-                    }
+            if matches!(r, Reply::Pong(_)) && backlog + bytes.len() > MAX_PONG_BACKLOG {
+                // The peer reads nothing: answering more pings would only grow memory.
+                continue;
+            }
+            let start = bytes.len();
+            if let Some(payload) = encode_reply(&r, &self.close, random_mask(), &mut bytes) {
+                if trace::enabled() {
+                    let opcode = if matches!(r, Reply::Pong(_)) { OP_PONG } else { OP_CLOSE };
+                    trace::frame("Sent", &bytes[start..], true, opcode, &payload);
                 }
             }
         }
@@ -781,7 +701,7 @@ impl Conn {
         self.want_write.store(more, Ordering::Release);
         if more {
             if let Some(mut st) = self.read.try_lock() {
-                if !st.reading && st.terminal.is_none() {
+                if !st.reading && !st.stopped() {
                     self.arm_now(&mut st);
                 }
             }
@@ -792,65 +712,23 @@ impl Conn {
 
     /// Waits for the peer's close frame; returns its payload, or None on timeout/EOF.
     pub fn await_peer_close(self: &Arc<Self>, timeout: Option<Duration>, interrupt: Interrupt<'_>) -> Option<Vec<u8>> {
-        let r = self.wait_for(timeout, interrupt, |st| {
+        let r = self.wait_for(timeout, interrupt, |rx| {
             // Data that arrives while closing is dropped, as the reference does.
-            if st.peer_close.is_none() {
-                while let Some(item) = st.queue.pop_front() {
-                    st.queued_bytes -= cost(&item);
-                }
+            if rx.peer_close().is_none() {
+                rx.discard();
             }
-            st.peer_close.clone().map(Ok)
+            rx.peer_close().map(|p| Ok(p.to_vec()))
         });
         r.ok()
     }
 
     pub fn peer_close(&self) -> Option<Vec<u8>> {
-        self.read.lock().peer_close.clone()
+        self.read.lock().rx.peer_close().map(<[u8]>::to_vec)
     }
 
     /// Shuts the socket down both ways, waking every blocked thread.
     pub fn shutdown(&self) {
         self.stream.shutdown();
-    }
-}
-
-fn pop(st: &mut ReadSide) -> Option<Item> {
-    let item = st.queue.pop_front()?;
-    st.queued_bytes -= cost(&item);
-    Some(item)
-}
-
-/// Pops until a whole message (or a wanted control frame) is available; fragments taken so
-/// far wait in `st.partial`. An unfragmented message is handed over without a copy.
-fn take_message(st: &mut ReadSide, control: bool) -> Option<Item> {
-    let raw = st.codec.config().mode == Mode::Raw;
-    loop {
-        let item = pop(st)?;
-        if raw {
-            return Some(item);
-        }
-        match item.opcode {
-            OP_PING | OP_PONG => {
-                if control {
-                    return Some(item);
-                }
-            }
-            OP_CLOSE => return Some(item),
-            _ => {
-                let done = item.fin;
-                let msg = match st.partial.take() {
-                    None => item,
-                    Some(mut first) => {
-                        first.data.extend_from_slice(&item.data);
-                        first
-                    }
-                };
-                if done {
-                    return Some(Item { fin: true, ..msg });
-                }
-                st.partial = Some(msg);
-            }
-        }
     }
 }
 

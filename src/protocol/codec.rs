@@ -232,6 +232,27 @@ impl Codec {
         Ok(())
     }
 
+    /// The most bytes that can be fed now without passing the end of the frame in progress:
+    /// the rest of its header (once the second byte tells how long the header is), or the
+    /// rest of its payload; 0 after a close frame or a failure.
+    pub fn bytes_wanted(&self) -> usize {
+        match &self.state {
+            State::Done => 0,
+            State::Payload { remaining, .. } => usize::try_from(*remaining).unwrap_or(usize::MAX),
+            State::Header if self.hdr_len < 2 => 2 - self.hdr_len,
+            State::Header => {
+                let b = self.hdr[1];
+                let ext = match b & 0x7f {
+                    126 => 2,
+                    127 => 8,
+                    _ => 0,
+                };
+                let mask = if b & 0x80 != 0 { 4 } else { 0 };
+                (2 + ext + mask) - self.hdr_len
+            }
+        }
+    }
+
     /// How many payload bytes could be read straight into the message buffer now.
     pub fn direct_read_hint(&self) -> Option<u64> {
         match &self.state {

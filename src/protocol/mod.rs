@@ -2,7 +2,10 @@
 //! permessage-deflate.
 
 pub mod codec;
+pub mod connection;
 pub mod deflate;
 pub mod frame;
 pub mod handshake;
+pub mod receiver;
+pub mod sender;
 pub mod utf8;

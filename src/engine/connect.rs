@@ -9,8 +9,8 @@ use super::conn::Conn;
 use super::error::Error;
 use super::trace;
 use crate::protocol::codec::Config;
-use crate::protocol::deflate::{self, Offer, Params};
-use crate::protocol::handshake::{self, ParseError, RequestSpec, Response};
+use crate::protocol::deflate::{Offer, Params};
+use crate::protocol::handshake::{self, Answer, ParseError, RequestSpec, Response};
 use crate::transport::proxy::{self, ProxySpec};
 use crate::transport::socket::{Socket, Wait};
 use crate::transport::stream::{ReadOutcome, Stream};
@@ -48,8 +48,6 @@ pub enum Outcome {
     Redirect { status: u16, location: Option<String> },
 }
 
-const REDIRECTS: [u16; 5] = [301, 302, 303, 307, 308];
-const MAX_ERROR_BODY: usize = 1 << 20;
 
 pub fn connect(spec: &ConnectSpec, interrupt: Interrupt<'_>) -> Result<Outcome, Error> {
     let mut deadline = Deadline::after(spec.timeout);
@@ -89,36 +87,23 @@ pub fn connect(spec: &ConnectSpec, interrupt: Interrupt<'_>) -> Result<Outcome, 
         }
         trace::dump("response header", &text);
     }
-    if REDIRECTS.contains(&resp.status) {
-        stream.shutdown();
-        return Ok(Outcome::Redirect { status: resp.status, location: resp.header("location").map(str::to_string) });
-    }
-    if resp.status != 101 {
-        let body = read_body(&stream, &resp, buf.split_off(resp.head_len), deadline, interrupt);
-        stream.shutdown();
-        return Err(Error::BadStatus { status: resp.status, reason: resp.reason.clone(), headers: resp.headers.clone(), body });
-    }
-    let subprotocol = match handshake::verify_upgrade(&resp, &key, &spec.request.subprotocols) {
-        Ok(p) => p,
+    let accepted = match handshake::answer(&resp, &key, &spec.request.subprotocols, spec.deflate.as_ref()) {
+        Ok(Answer::Upgraded(a)) => a,
+        Ok(Answer::Redirect { status, location }) => {
+            stream.shutdown();
+            return Ok(Outcome::Redirect { status, location });
+        }
+        Ok(Answer::Refused { body_len }) => {
+            let body = read_body(&stream, body_len, buf.split_off(resp.head_len), deadline, interrupt);
+            stream.shutdown();
+            return Err(Error::BadStatus { status: resp.status, reason: resp.reason.clone(), headers: resp.headers.clone(), body });
+        }
         Err(m) => {
             stream.shutdown();
             return Err(Error::Handshake(m));
         }
     };
-    let extensions: Vec<&str> = resp
-        .headers
-        .iter()
-        .filter(|(k, _)| k.eq_ignore_ascii_case("sec-websocket-extensions"))
-        .map(|(_, v)| v.as_str())
-        .collect();
-    let extensions = (!extensions.is_empty()).then(|| extensions.join(", "));
-    let compression = match deflate::negotiate(spec.deflate.as_ref(), extensions.as_deref()) {
-        Ok(p) => p,
-        Err(m) => {
-            stream.shutdown();
-            return Err(Error::Handshake(m));
-        }
-    };
+    let (subprotocol, compression) = (accepted.subprotocol, accepted.compression);
     let leftover = buf.split_off(resp.head_len);
     let codec = Config { deflate: compression, ..spec.codec.clone() };
     let conn = Conn::new(stream, codec, &leftover)?;
@@ -201,11 +186,7 @@ fn read_head(stream: &Stream, deadline: Deadline, interrupt: Interrupt<'_>) -> R
 }
 
 /// Reads the body of an error response when its length is given (bounded), best effort.
-fn read_body(stream: &Stream, resp: &Response, mut body: Vec<u8>, deadline: Deadline, interrupt: Interrupt<'_>) -> Vec<u8> {
-    let Some(len) = resp.header("content-length").and_then(|v| v.trim().parse::<usize>().ok()) else {
-        return Vec::new();
-    };
-    let len = len.min(MAX_ERROR_BODY);
+fn read_body(stream: &Stream, len: usize, mut body: Vec<u8>, deadline: Deadline, interrupt: Interrupt<'_>) -> Vec<u8> {
     while body.len() < len {
         match read_more(stream, &mut body, deadline, interrupt) {
             Ok(true) => {}

@@ -1,7 +1,10 @@
 //! The opening handshake, without I/O: the request bytes (in websocket-client's exact header
-//! order) and the check of the server's response.
+//! order) and the check of the server's response (`answer`): upgrade headers, accept key,
+//! subprotocol, the permessage-deflate agreement, redirects and refusals.
 
 use tungstenite::handshake::derive_accept_key;
+
+use super::deflate::{self, Offer, Params};
 
 /// What the request is built from; the Python layer has already normalised user input.
 #[derive(Debug, Clone, Default)]
@@ -133,6 +136,70 @@ pub fn parse_response(buf: &[u8]) -> Result<Response, ParseError> {
     }
 }
 
+/// Redirect statuses a client follows (with a `Location`).
+pub const REDIRECTS: [u16; 5] = [301, 302, 303, 307, 308];
+/// The most of a refusal's body that is read (for the exception).
+pub const MAX_ERROR_BODY: usize = 1 << 20;
+
+/// What the handshake agreed on.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Accepted {
+    /// The chosen subprotocol, lowercased like the reference does.
+    pub subprotocol: Option<String>,
+    /// permessage-deflate parameters, when the server accepted the offer.
+    pub compression: Option<Params>,
+}
+
+/// What the server's answer means.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Answer {
+    Upgraded(Accepted),
+    /// A 3xx the caller may follow.
+    Redirect { status: u16, location: Option<String> },
+    /// Any other status (WebSocketBadStatusException): read up to `body_len` bytes of body.
+    Refused { body_len: usize },
+}
+
+impl Response {
+    /// The body length a refusal announces (bounded by MAX_ERROR_BODY), 0 when none.
+    pub fn error_body_len(&self) -> usize {
+        self.header("content-length").and_then(|v| v.trim().parse::<usize>().ok()).unwrap_or(0).min(MAX_ERROR_BODY)
+    }
+}
+
+/// Classifies a response head; a 101 is checked in full (`accept`).
+pub fn answer(resp: &Response, key: &str, subprotocols: &[String], offer: Option<&Offer>) -> Result<Answer, String> {
+    if REDIRECTS.contains(&resp.status) {
+        return Ok(Answer::Redirect { status: resp.status, location: resp.header("location").map(str::to_string) });
+    }
+    if resp.status != 101 {
+        return Ok(Answer::Refused { body_len: resp.error_body_len() });
+    }
+    accept(&resp.headers, key, subprotocols, offer).map(Answer::Upgraded)
+}
+
+/// Checks the headers of a 101 response: the upgrade, the accept key, the subprotocol (RFC
+/// 6455 4.1) and the answer to our permessage-deflate offer (RFC 7692).
+pub fn accept(headers: &[(String, String)], key: &str, subprotocols: &[String], offer: Option<&Offer>) -> Result<Accepted, String> {
+    let resp = Response { status: 101, reason: String::new(), headers: headers.to_vec(), head_len: 0 };
+    let subprotocol = verify_upgrade(&resp, key, subprotocols)?;
+    let extensions: Vec<&str> = headers
+        .iter()
+        .filter(|(k, _)| k.eq_ignore_ascii_case("sec-websocket-extensions"))
+        .map(|(_, v)| v.as_str())
+        .collect();
+    let extensions = (!extensions.is_empty()).then(|| extensions.join(", "));
+    let compression = deflate::negotiate(offer, extensions.as_deref())?;
+    Ok(Accepted { subprotocol, compression })
+}
+
+/// The most bytes that may be read without passing the end of a response head that starts
+/// `buf` (for a driver that cannot put bytes back): how many could still complete the blank
+/// line that ends it.
+pub fn head_bytes_wanted(buf: &[u8]) -> usize {
+    4 - (1..=3).rev().find(|&k| buf.ends_with(&b"\r\n\r\n"[..k])).unwrap_or(0)
+}
+
 /// Checks a 101 response against the request; returns the chosen subprotocol, lowercased
 /// like the reference does.
 pub fn verify_upgrade(resp: &Response, key: &str, subprotocols: &[String]) -> Result<Option<String>, String> {
@@ -218,6 +285,36 @@ mod tests {
         assert!(err.contains("did not offer"), "{err}");
         // Offered, but the server chose none: the reference's rule.
         assert!(verify_upgrade(&response("", good), key, &["chat".into()]).is_err());
+    }
+
+    #[test]
+    fn answers_are_classified_and_deflate_negotiated() {
+        let key = "dGhlIHNhbXBsZSBub25jZQ==";
+        let good = "s3pPLMBiTxaQ9kYGzzhZRbK+xOo=";
+        let r = response("Sec-WebSocket-Extensions: permessage-deflate\r\n", good);
+        let offer = Offer::default();
+        match answer(&r, key, &[], Some(&offer)).unwrap() {
+            Answer::Upgraded(a) => assert!(a.compression.is_some() && a.subprotocol.is_none()),
+            other => panic!("{other:?}"),
+        }
+        // An extension nobody offered fails the handshake.
+        assert!(answer(&r, key, &[], None).is_err());
+        let redirect = parse_response(b"HTTP/1.1 302 Found\r\nLocation: /x\r\n\r\n").unwrap();
+        assert_eq!(answer(&redirect, key, &[], None).unwrap(), Answer::Redirect { status: 302, location: Some("/x".into()) });
+        let refused = parse_response(b"HTTP/1.1 403 Forbidden\r\nContent-Length: 5\r\n\r\nnope!").unwrap();
+        assert_eq!(answer(&refused, key, &[], None).unwrap(), Answer::Refused { body_len: 5 });
+    }
+
+    #[test]
+    fn head_reads_never_pass_the_blank_line() {
+        let head = b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n\r\n";
+        let mut got = Vec::new();
+        while parse_response(&got) == Err(ParseError::Partial) || got.is_empty() {
+            let n = head_bytes_wanted(&got);
+            assert!(got.len() + n <= head.len(), "{n} at {}", got.len());
+            got.extend_from_slice(&head[got.len()..got.len() + n]);
+        }
+        assert_eq!(got, head);
     }
 
     #[test]

@@ -6,6 +6,7 @@ pub mod connection;
 pub mod deflate;
 pub mod frame;
 pub mod handshake;
+pub mod proxy;
 pub mod receiver;
 pub mod sender;
 pub mod utf8;

@@ -5,6 +5,7 @@
 
 pub mod engine;
 pub mod protocol;
+pub mod trace;
 pub mod transport;
 
 #[cfg(feature = "python")]

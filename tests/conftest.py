@@ -5,6 +5,11 @@ project; which ``websocket`` is imported is decided by the environment, never by
 Tests of the few deliberate differences check ``STRICT = hasattr(websocket, "_native")``; the
 differences are listed in the docstrings of test_core_frames.py and test_core_leaks.py.
 
+On this project every test runs once per driver (``ws_driver``: "native", then "python", the
+Python-socket driver), the driver set as the default for the test's connections; a test
+about one driver's waiting or ownership says so with ``@pytest.mark.drivers("native")``.
+``WEBSOCKET_TEST_DRIVERS=native`` (a comma-separated list) narrows a run.
+
 Needs: pytest, pytest-timeout, websockets>=15, trustme.
 """
 
@@ -39,6 +44,36 @@ def pytest_report_header(config):
         f"(version {getattr(websocket, '__version__', '?')}, "
         f"STRICT={hasattr(websocket, '_native')})"
     )
+
+
+STRICT = hasattr(websocket, "_native")
+DRIVERS = [d for d in os.environ.get("WEBSOCKET_TEST_DRIVERS", "native,python").split(",") if d] if STRICT else []
+
+
+def pytest_generate_tests(metafunc):
+    if "ws_driver" not in metafunc.fixturenames:
+        return
+    if not STRICT:
+        metafunc.parametrize("ws_driver", [None], indirect=True, ids=["reference"])
+        return
+    marker = metafunc.definition.get_closest_marker("drivers")
+    wanted = [d for d in DRIVERS if marker is None or d in marker.args]
+    params = wanted or [pytest.param(None, marks=pytest.mark.skip(reason=f"runs on {marker.args} only"))]
+    metafunc.parametrize("ws_driver", params, indirect=True, ids=lambda d: d or "none")
+
+
+@pytest.fixture(autouse=True)
+def ws_driver(request):
+    """The driver of this run of the test (None: the reference, which has one)."""
+    name = getattr(request, "param", None)
+    if name is None:
+        yield None
+        return
+    websocket.setdefaultdriver(name)
+    try:
+        yield name
+    finally:
+        websocket.setdefaultdriver("auto")
 
 
 @pytest.fixture(autouse=True)

@@ -125,7 +125,9 @@ def test_expired_reason(server_factory, tls_ca, ca_file):
 
 # ---- CA locations ----------------------------------------------------------------------
 
-@native_only  # OpenSSL's capath only finds hashed names (c_rehash); every PEM file is read here
+# OpenSSL's capath only finds hashed names (c_rehash); the native driver reads every PEM file
+@native_only
+@pytest.mark.drivers("native")
 def test_ca_cert_path_directory(tls_server, ca_file, tmp_path):
     d = tmp_path / "cas"
     d.mkdir()
@@ -134,6 +136,7 @@ def test_ca_cert_path_directory(tls_server, ca_file, tmp_path):
 
 
 @native_only
+@pytest.mark.drivers("native")  # a capath directory, as above
 def test_ca_bundle_directory_env(tls_server, ca_file, tmp_path, monkeypatch):
     d = tmp_path / "bundle"
     d.mkdir()
@@ -222,14 +225,14 @@ def test_encrypted_client_key(mtls_server, ca_file, client_cert, tmp_path, fmt, 
 
 
 @pytest.mark.parametrize("fmt", ["pkcs8", "traditional"])
-def test_encrypted_client_key_wrong_or_no_password(mtls_server, ca_file, client_cert, tmp_path, fmt):
+def test_encrypted_client_key_wrong_or_no_password(mtls_server, ca_file, client_cert, tmp_path, fmt, ws_driver):
     pytest.importorskip("cryptography")
     keyfile = tmp_path / f"enc-{fmt}.key"
     keyfile.write_bytes(_encrypted_key(client_cert["leaf"], fmt, b"s3cret"))
     base = {"ca_certs": ca_file, "certfile": client_cert["cert"], "keyfile": str(keyfile)}
     with pytest.raises(WebSocketException, match="SSL client certificate"):
         websocket.create_connection(wss(mtls_server), sslopt=dict(base, password="wrong"))
-    if hasattr(websocket, "_native"):  # OpenSSL would prompt on the terminal here
+    if ws_driver == "native":  # OpenSSL (the reference, the Python driver) would prompt on the terminal
         with pytest.raises(WebSocketException, match="no password"):
             websocket.create_connection(wss(mtls_server), sslopt=base)
 
@@ -252,6 +255,7 @@ def test_ssl_version_tls12_against_tls13_only_server(server_factory, ca_file):
 
 
 @native_only
+@pytest.mark.drivers("native")  # a TLSVersion as ssl_version: the native driver's extension
 def test_minimum_tls13_against_tls12_server(server_factory, ca_file):
     srv = server_factory(maximum=ssl.TLSVersion.TLSv1_2)
     echo_once(websocket.create_connection(wss(srv), sslopt={"ca_certs": ca_file, "ssl_version": ssl.PROTOCOL_TLSv1_2}))
@@ -264,9 +268,22 @@ def test_minimum_tls13_against_tls12_server(server_factory, ca_file):
     "key,value",
     [("ciphers", "ECDHE+AESGCM"), ("ecdh_curve", "prime256v1"), ("ssl_version", getattr(ssl, "PROTOCOL_TLSv1", 3))],
 )
-def test_unhonourable_keys_are_named(tls_server, ca_file, key, value):
+def test_native_driver_names_the_keys_rustls_cannot_honour(tls_server, ca_file, key, value):
     with pytest.raises(WebSocketException, match=key):
-        websocket.create_connection(wss(tls_server), sslopt={"ca_certs": ca_file, key: value})
+        websocket.create_connection(wss(tls_server), sslopt={"ca_certs": ca_file, key: value}, driver="native")
+
+
+@native_only
+@pytest.mark.drivers("python")
+@pytest.mark.parametrize("key,value", [("ciphers", "ECDHE+AESGCM:ECDHE+CHACHA20"), ("ecdh_curve", "prime256v1")])
+def test_openssl_only_keys_are_honoured_by_the_python_driver(tls_server, ca_file, key, value):
+    """"auto" gives such a connection to the Python-socket driver, where they mean what they
+    mean to Python's ssl (as in websocket-client)."""
+    ws = websocket.create_connection(wss(tls_server), sslopt={"ca_certs": ca_file, key: value}, driver="auto")
+    assert ws.driver == "python" and isinstance(ws.sock, ssl.SSLSocket)
+    echo_once(ws)
+    with pytest.raises(WebSocketException, match="cipher"):
+        websocket.create_connection(wss(tls_server), sslopt={"ca_certs": ca_file, "ciphers": "NO-SUCH-CIPHER"})
 
 
 # ---- key log and SSLContext ------------------------------------------------------------
@@ -328,6 +345,7 @@ def test_context_maximum_version(server_factory, ca_file):
 
 
 @native_only
+@pytest.mark.drivers("native")  # Python's ssl uses the context as given (its own client cert)
 def test_context_with_client_cert_in_sslopt(mtls_server, ca_file, client_cert):
     """Extension: a context's own client certificate cannot be read back, so certfile and
     keyfile given next to it are used."""

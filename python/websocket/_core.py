@@ -1,10 +1,13 @@
 """``WebSocket`` and ``create_connection``: websocket-client 1.9.2's synchronous API over the
-Rust engine (``websocket._native``).
+Rust protocol core (``websocket._native``), through one of two drivers (``websocket._driver``).
 
-The engine owns the socket: it reads in the background while Python is busy (answering
-pings and close frames at once), queues complete messages, and every blocking call releases
-the GIL. This module translates options, keeps the reference's attributes and quirks, and
-routes calls through Python-visible methods only when a subclass overrides them.
+With the native driver the engine owns the socket: it reads in the background while Python
+is busy (answering pings and close frames at once), queues complete messages, and every
+blocking call releases the GIL. With the Python-socket driver the bytes move through a
+Python socket object (gevent, eventlet, an SSLSocket of the caller, a socket assigned to
+``ws.sock``). This module translates options, picks the driver, keeps the reference's
+attributes and quirks, and routes calls through Python-visible methods only when a subclass
+overrides them.
 """
 
 from __future__ import annotations
@@ -17,15 +20,19 @@ from urllib.parse import urljoin
 
 from . import _logging
 from . import _native
+from . import _driver
+from . import _socket_driver
 from ._abnf import ABNF, STATUS_NORMAL, continuous_frame, frame_buffer
 from ._exceptions import (
     WebSocketConnectionClosedException,
     WebSocketException,
     WebSocketProtocolException,
 )
-from ._handshake import CookieJar, SUPPORTED_REDIRECT_STATUSES, handshake_response
-from ._proxy import engine_proxy
+from ._handshake import compression_offer, handshake_response, request_options, response_headers
+from ._proxy import resolve_proxy
 from ._socket import getdefaulttimeout, sock_opt
+from ._socket import recv as _socket_recv
+from ._ssl_compat import ssl
 from ._ssl_options import tls_options
 from ._url import parse_url
 from ._utils import NoLock
@@ -36,51 +43,15 @@ _MODE_MESSAGES, _MODE_FRAGMENTS, _MODE_RAW = 0, 1, 2
 _OP_TEXT, _OP_BINARY, _OP_CLOSE = ABNF.OPCODE_TEXT, ABNF.OPCODE_BINARY, ABNF.OPCODE_CLOSE
 
 
-def _normalize_headers(
-    header: Union[None, List[str], Dict[str, Optional[str]]],
-) -> Tuple[List[str], Optional[str], Optional[str]]:
-    """User headers as ``Name: value`` lines, plus the Sec-WebSocket-Key/Version a header
-    dict sets (those lines then stay where the user put them, as in the reference)."""
-    if header is None:
-        return [], None, None
-    if isinstance(header, dict):
-        key = header.get("Sec-WebSocket-Key")
-        version = header.get("Sec-WebSocket-Version")
-        lines = [f"{k}: {v}" for k, v in header.items() if v is not None]
-        return lines, key, (str(version) if version is not None else None)
-    return [str(h) for h in header], None, None
-
-
-def _compression_offer(value: Any) -> Optional[Dict[str, Any]]:
-    """The ``compression`` option as the engine takes it: None (no offer) or a dict of
-    permessage-deflate parameters (``True`` is the default offer, ``{}``)."""
-    if value is None or value is False:
-        return None
-    if value is True:
-        return {}
-    if isinstance(value, dict):
-        return dict(value)
-    raise TypeError(f"compression must be a bool or a dict, not {type(value).__name__}")
-
-
-def _response_headers(pairs: List[Tuple[str, str]]) -> Dict[str, str]:
-    """Lowercased names; duplicates overwrite, except set-cookie joined with '; '."""
-    headers: Dict[str, str] = {}
-    for name, value in pairs:
-        k = name.lower()
-        if k == "set-cookie" and k in headers:
-            headers[k] = headers[k] + "; " + value
-        else:
-            headers[k] = value
-    return headers
-
-
 class _SocketView:
-    """What ``WebSocket.sock`` is: a stand-in for the socket, which the engine owns.
+    """What ``WebSocket.sock`` is on the native driver: a stand-in for the socket, which
+    the engine owns.
 
-    ``fileno()`` is an eventfd that is readable exactly while a ``recv*`` call would not
-    block, so ``select()`` on ``ws.sock`` keeps working; address and option calls go to the
-    real socket.
+    ``fileno()`` is a handle that is readable exactly while a ``recv*`` call would not block
+    (and always writable), so ``select()``/``poll()`` on ``ws.sock`` keep working; address
+    and option calls go to the real socket. ``send``/``sendall`` write bytes the caller
+    formatted (whole frames, as ``ABNF.format()`` makes them) in order with the engine's
+    own frames, never inside one; ``recv`` hands over the server's frames as bytes.
     """
 
     __slots__ = ("_ws", "_conn")
@@ -126,7 +97,26 @@ class _SocketView:
         self._ws.settimeout(timeout)
 
     def pending(self) -> int:
-        return 0
+        """Whether a receive would return at once (1) or wait (0): what is buffered in
+        this process, like ``SSLSocket.pending()``."""
+        return 1 if self._conn.has_item() else 0
+
+    def send(self, data: bytes) -> int:
+        """Writes ``data`` (pre-formatted frames) in full, in order with the engine's own
+        frames; returns its length."""
+        data = bytes(data)
+        self._conn.send_raw(data, self._ws.gettimeout())
+        return len(data)
+
+    def sendall(self, data: bytes) -> None:
+        self.send(data)
+
+    def recv(self, bufsize: int) -> bytes:
+        """Up to ``bufsize`` bytes of the server's frame stream (frames the engine had
+        already decoded are handed over re-encoded, compressed ones inflated); b"" at EOF.
+        Meant for code that parses frames itself; mixing it with ``recv_*`` of the
+        WebSocket splits the stream between them."""
+        return bytes(self._conn.recv_raw(bufsize, self._ws.gettimeout()))
 
     def shutdown(self, how: int = socket.SHUT_RDWR) -> None:
         self._conn.shutdown()
@@ -186,7 +176,7 @@ class WebSocket:
     ) -> None:
         self.sock_opt = sock_opt(sockopt, sslopt)
         self.handshake_response: Optional[handshake_response] = None
-        self.sock: Optional[_SocketView] = None
+        self._sock: Any = None
         self.connected = False
         self.get_mask_key = get_mask_key
         self.fire_cont_frame = fire_cont_frame
@@ -196,7 +186,9 @@ class WebSocket:
         #: The permessage-deflate parameters in force after ``connect`` (a dict), or None.
         self.compression: Optional[Dict[str, Any]] = None
         self._conn: Any = None
-        self._user_socket: Optional[socket.socket] = None
+        self._user_socket: Any = None
+        #: Which driver runs the connection: "native" or "python" (None before connecting).
+        self.driver: Optional[str] = None
         self._frame_buffer: Optional[frame_buffer] = None
         self._cont_frame: Optional[continuous_frame] = None
         if enable_multithread:
@@ -219,6 +211,37 @@ class WebSocket:
             self._cont_frame = continuous_frame(self.fire_cont_frame, self.skip_utf8_validation)
         return self._cont_frame
 
+    @property
+    def sock(self) -> Any:
+        """The connection's socket: on the Python-socket driver the socket object itself
+        (``socket.socket``, ``ssl.SSLSocket``, a green socket); on the native driver a view
+        of the socket the engine owns (see ``_SocketView``); None when not connected.
+
+        Assigning a socket object (already past its opening handshake, as in
+        websocket-client's own tests: ``ws.sock = s; ws.connected = True``) makes the
+        WebSocket read and write frames through it with the Python-socket driver.
+        """
+        return self._sock
+
+    @sock.setter
+    def sock(self, value: Any) -> None:
+        if value is None or isinstance(value, _SocketView) or (self._conn is not None and value is getattr(self._conn, "sock", None)):
+            self._sock = value
+            return
+        self._conn = _socket_driver.adopt(value, self._protocol_options(), self._send_hook())
+        self.driver = "python"
+        self._sock = value
+
+    def _protocol_options(self) -> Dict[str, Any]:
+        mode = _MODE_RAW if self._raw_frames else (_MODE_FRAGMENTS if self.fire_cont_frame else _MODE_MESSAGES)
+        return {"mode": mode, "skip_utf8_validation": self.skip_utf8_validation, "max_size": None}
+
+    def _send_hook(self) -> Optional[Callable[[Any, bytes], int]]:
+        dispatcher = self.dispatcher
+        if dispatcher is None or not callable(getattr(dispatcher, "send", None)):
+            return None
+        return dispatcher.send  # type: ignore[no-any-return]
+
     def __iter__(self) -> Iterator[Union[str, bytes]]:
         """Allow iteration over websocket, implying sequential `recv` executions."""
         while True:
@@ -232,9 +255,9 @@ class WebSocket:
 
     def fileno(self) -> int:
         """An fd that ``select()`` reports readable exactly when ``recv`` would not block."""
-        if self.sock is None:
+        if self._sock is None:
             raise WebSocketException("socket is already closed.")
-        return self.sock.fileno()
+        return int(self._sock.fileno())
 
     def set_mask_key(self, func: Callable[[int], bytes]) -> None:
         """Sets the function that makes mask keys (``func(4) -> 4 bytes``); for testing."""
@@ -245,8 +268,11 @@ class WebSocket:
         return self.sock_opt.timeout
 
     def settimeout(self, timeout: Optional[float]) -> None:
-        """Sets the timeout of every later blocking call (None: wait forever)."""
+        """Sets the timeout of every later blocking call (None: wait forever); on the
+        Python-socket driver the socket's own timeout too, as websocket-client does."""
         self.sock_opt.timeout = timeout
+        if self.driver == "python" and self._conn is not None:
+            self._conn.settimeout(timeout)
 
     timeout = property(gettimeout, settimeout)
 
@@ -270,6 +296,8 @@ class WebSocket:
 
     def is_ssl(self) -> bool:
         """Whether the connection runs over TLS."""
+        if self.driver == "python":
+            return ssl is not None and isinstance(self._sock, ssl.SSLSocket)
         return bool(self._conn is not None and self._conn.is_ssl)
 
     # ---- connecting ---------------------------------------------------------------------
@@ -296,6 +324,10 @@ class WebSocket:
         inflated transparently; ``self.compression`` holds the agreed parameters (None if
         the server declined). A bad answer to the offer raises WebSocketException; an
         unknown parameter or a window outside 8-15 raises ValueError.
+
+        ``driver`` (beyond the reference; default ``getdefaultdriver()``, ``"auto"``): which
+        driver moves the bytes, ``"native"`` (the Rust engine) or ``"python"`` (Python
+        socket objects: gevent, eventlet, a caller's SSLSocket); see ``websocket._driver``.
         """
         self.sock_opt.timeout = options.get("timeout", self.sock_opt.timeout)
         redirects_left = int(options.get("redirect_limit", 3))
@@ -319,9 +351,9 @@ class WebSocket:
         conn = result
         self._conn = conn
         self._user_socket = user_socket
-        self.sock = _SocketView(self, conn)
+        self._sock = conn.sock if self.driver == "python" else _SocketView(self, conn)
         self.handshake_response = handshake_response(
-            conn.status, _response_headers(conn.take_headers()), conn.subprotocol
+            conn.status, response_headers(conn.take_headers()), conn.subprotocol
         )
         self.compression = conn.compression
         self.connected = True
@@ -335,43 +367,41 @@ class WebSocket:
         joined = urljoin(http_base, location)
         return "ws" + joined[4:] if joined.startswith("http") else joined
 
-    def _open(self, url: str, user_socket: Optional[socket.socket], options: Dict[str, Any]) -> Any:
+    def _open(self, url: str, user_socket: Any, options: Dict[str, Any]) -> Any:
         hostname, port, resource, is_secure = parse_url(url)
+        timeout = self.sock_opt.timeout
+        sslopt = self.sock_opt.sslopt
+        self.driver = driver = _driver.choose(options.get("driver"), user_socket, sslopt if is_secure else None)
         # A given socket is used as is: no proxy, no TLS (as the reference).
-        proxy = None if user_socket is not None else engine_proxy(
-            hostname, is_secure, options, self.sock_opt.timeout
+        proxy = None if user_socket is not None else resolve_proxy(hostname, is_secure, options, timeout)
+        # A subclass reading raw frames would get compressed payloads: no offer then.
+        offer = None if self._raw_frames else compression_offer(options.get("compression"))
+        request = request_options(hostname, options, offer)
+        protocol = self._protocol_options()
+        protocol["max_size"] = options.get("max_size")
+        if driver == "python":
+            return _socket_driver.open_connection(
+                hostname,
+                port,
+                resource,
+                is_secure,
+                request,
+                protocol,
+                user_socket=user_socket,
+                proxy=proxy,
+                sockopt=list(self.sock_opt.sockopt or []),
+                sslopt=sslopt,
+                timeout=timeout,
+                send_hook=self._send_hook(),
+            )
+        native_opts: Dict[str, Any] = dict(request, **protocol)
+        native_opts.update(
+            timeout=timeout,
+            sockopt=list(self.sock_opt.sockopt or []),
+            tls=tls_options(sslopt, hostname) if is_secure else None,
+            socket_fd=user_socket.fileno() if user_socket is not None else None,
+            proxy=proxy,
         )
-        headers, key, version = _normalize_headers(options.get("header"))
-        server_cookie = CookieJar.get(hostname)
-        cookie = "; ".join(c for c in (server_cookie, options.get("cookie")) if c)
-        mode = _MODE_RAW if self._raw_frames else (
-            _MODE_FRAGMENTS if self.fire_cont_frame else _MODE_MESSAGES
-        )
-        subprotocols = options.get("subprotocols")
-        native_opts: Dict[str, Any] = {
-            "header": headers,
-            "key": key,
-            "key_in_headers": key is not None,
-            "version": version,
-            "version_in_headers": version is not None,
-            "cookie": cookie or None,
-            "origin": options.get("origin"),
-            "suppress_origin": bool(options.get("suppress_origin", False)),
-            "host": options.get("host"),
-            "suppress_host": bool(options.get("suppress_host", False)),
-            "subprotocols": list(subprotocols) if subprotocols else None,
-            "connection": options.get("connection"),
-            "timeout": self.sock_opt.timeout,
-            "sockopt": list(self.sock_opt.sockopt or []),
-            "tls": tls_options(self.sock_opt.sslopt, hostname) if is_secure else None,
-            "socket_fd": user_socket.fileno() if user_socket is not None else None,
-            "proxy": proxy,
-            "skip_utf8_validation": self.skip_utf8_validation,
-            "mode": mode,
-            "max_size": options.get("max_size"),
-            # A subclass reading raw frames would get compressed payloads: no offer then.
-            "compression": None if self._raw_frames else _compression_offer(options.get("compression")),
-        }
         return _native.Connection.open(hostname, port, resource, is_secure, native_opts)
 
     # ---- sending ------------------------------------------------------------------------
@@ -552,8 +582,21 @@ class WebSocket:
         self.close_frame = ABNF(1, 0, 0, 0, ABNF.OPCODE_CLOSE, 0, data)
 
     def _recv(self, bufsize: int) -> bytes:
-        """Raw bytes, for ``frame_buffer``: not available, the engine owns the socket."""
-        raise WebSocketException("raw socket reads are not available: the engine owns the socket")
+        """Raw bytes from the socket, for ``frame_buffer`` (a subclass reading frames
+        itself): the socket object's on the Python-socket driver, the server's frame stream
+        on the native one."""
+        if self._sock is None:
+            raise WebSocketConnectionClosedException("socket is already closed.")
+        try:
+            if self.driver == "python":
+                return _socket_recv(self._sock, bufsize)
+            data = self._sock.recv(bufsize)
+            if not data:
+                raise WebSocketConnectionClosedException("Connection to remote host was lost.")
+            return data  # type: ignore[no-any-return]
+        except WebSocketConnectionClosedException:
+            self.shutdown()
+            raise
 
     # ---- closing ------------------------------------------------------------------------
 
@@ -610,7 +653,7 @@ class WebSocket:
         if conn is not None:
             conn.shutdown()
         self._conn = None
-        self.sock = None
+        self._sock = None
         self.connected = False
         if self._user_socket is not None:
             # As the reference, which uses the caller's socket itself: close it too.

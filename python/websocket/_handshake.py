@@ -1,18 +1,34 @@
-"""Public pieces of websocket-client's ``_handshake`` module.
+"""The opening handshake over a Python socket object: websocket-client 1.9.2's ``_handshake``
+helpers, with their names and signatures, on the Rust core.
 
-The opening handshake itself (request, response check) is done by the Rust engine; this
-module keeps the names that user code imports: :class:`handshake_response`, the redirect
-statuses and the process-global cookie jar that the handshake fills from ``Set-Cookie``.
+The request (its exact header order), the response check (upgrade headers, accept key,
+subprotocol, permessage-deflate agreement) and the meaning of the status (upgrade, redirect,
+refusal) are the core's (``_native.build_request``, ``_native.handshake_answer``): the
+native engine runs the same code, so no rule is written twice. This module reads and writes
+the bytes, for the Python-socket driver and for code that calls these helpers directly.
 """
 
 from __future__ import annotations
 
+import base64
+import os
+import time
 from http import HTTPStatus
-from typing import Any, Dict, Optional, Tuple
+from typing import Any, Dict, List, Optional, Tuple, Union
 
+from . import _native
 from ._cookiejar import SimpleCookieJar
+from ._exceptions import (
+    WebSocketBadStatusException,
+    WebSocketConnectionClosedException,
+    WebSocketException,
+    WebSocketTimeoutException,
+)
+from ._http import read_headers
+from ._logging import dump, error
+from ._socket import recv, send
 
-__all__ = ["handshake_response", "SUPPORTED_REDIRECT_STATUSES"]
+__all__ = ["handshake_response", "handshake", "SUPPORTED_REDIRECT_STATUSES"]
 
 # The WebSocket protocol version sent in Sec-WebSocket-Version.
 VERSION = 13
@@ -47,10 +63,231 @@ class handshake_response:
     headers: Dict[str, Any]
     subprotocol: Optional[str]
 
-    def __init__(
-        self, status: int, headers: Dict[str, Any], subprotocol: Optional[str]
-    ) -> None:
+    def __init__(self, status: int, headers: Dict[str, Any], subprotocol: Optional[str]) -> None:
         self.status = status
         self.headers = headers
         self.subprotocol = subprotocol
         CookieJar.add(headers.get("set-cookie"))
+
+
+def _normalize_headers(
+    header: Union[None, List[str], Dict[str, Optional[str]]],
+) -> Tuple[List[str], Optional[str], Optional[str]]:
+    """User headers as ``Name: value`` lines, plus the Sec-WebSocket-Key/Version a header
+    dict sets (those lines then stay where the user put them, as in the reference)."""
+    if not header:
+        return [], None, None
+    if isinstance(header, dict):
+        key = header.get("Sec-WebSocket-Key")
+        version = header.get("Sec-WebSocket-Version")
+        lines = [f"{k}: {v}" for k, v in header.items() if v is not None]
+        return lines, key, (str(version) if version is not None else None)
+    return [str(h) for h in header], None, None
+
+
+def compression_offer(value: Any) -> Optional[Dict[str, Any]]:
+    """The ``compression`` option as the core takes it: None (no offer) or a dict of
+    permessage-deflate parameters (``True`` is the default offer, ``{}``)."""
+    if value is None or value is False:
+        return None
+    if value is True:
+        return {}
+    if isinstance(value, dict):
+        return dict(value)
+    raise TypeError(f"compression must be a bool or a dict, not {type(value).__name__}")
+
+
+def request_options(hostname: str, options: Dict[str, Any], compression: Any = None) -> Dict[str, Any]:
+    """The request keys of the core's handshake from ``connect`` options (header list or
+    dict, cookie merged after the cookie jar's, origin, host, subprotocols, connection),
+    and the permessage-deflate offer."""
+    headers, key, version = _normalize_headers(options.get("header"))
+    server_cookie = CookieJar.get(hostname)
+    cookie = "; ".join(c for c in (server_cookie, options.get("cookie")) if c)
+    subprotocols = options.get("subprotocols")
+    return {
+        "header": headers,
+        "key": key,
+        "key_in_headers": key is not None,
+        "version": version,
+        "version_in_headers": version is not None,
+        "cookie": cookie or None,
+        "origin": options.get("origin"),
+        "suppress_origin": bool(options.get("suppress_origin", False)),
+        "host": options.get("host"),
+        "suppress_host": bool(options.get("suppress_host", False)),
+        "subprotocols": list(subprotocols) if subprotocols else None,
+        "connection": options.get("connection"),
+        "compression": compression,
+    }
+
+
+def response_headers(pairs: List[Tuple[str, str]]) -> Dict[str, str]:
+    """Lowercased names; duplicates overwrite, except set-cookie joined with '; '."""
+    headers: Dict[str, str] = {}
+    for name, value in pairs:
+        k = name.lower()
+        if k == "set-cookie" and k in headers:
+            headers[k] = headers[k] + "; " + value
+        else:
+            headers[k] = value
+    return headers
+
+
+def _pack_hostname(hostname: str) -> str:
+    """IPv6 literals in brackets, as in a Host header."""
+    if ":" in hostname:
+        return f"[{hostname}]"
+    return hostname
+
+
+def _get_handshake_headers(resource: str, url: str, host: str, port: int, options: Dict[str, Any]) -> Tuple[List[str], str]:
+    """The request lines (ending with two empty strings, for ``"\\r\\n".join``) and the
+    Sec-WebSocket-Key the answer must match."""
+    secure = url.split(":", 1)[0] == "wss"
+    request, key = _native.build_request(host, port, resource, secure, request_options(host, options))
+    return request.decode("latin-1").split("\r\n"), key
+
+
+def _get_resp_headers(sock: Any, success_statuses: Tuple[Any, ...] = SUCCESS_STATUSES) -> Tuple[int, Dict[str, Any]]:
+    """Reads the response head; ``(status, headers)``. A status outside
+    ``success_statuses`` raises WebSocketBadStatusException with the body when a
+    Content-Length announces one."""
+    status, resp_headers, status_message = read_headers(sock)
+    if status not in success_statuses:
+        content_len = resp_headers.get("content-length")
+        response_body: Optional[bytes] = None
+        if content_len:
+            try:
+                remaining = int(content_len)
+            except ValueError:
+                raise WebSocketException(f"Invalid content-length header: {content_len!r}")
+            response_body = b""
+            while remaining > 0:
+                chunk = recv(sock, min(remaining, 16384))
+                response_body += chunk
+                remaining -= len(chunk)
+        raise _bad_status(status, status_message, resp_headers, response_body)
+    assert status is not None
+    return status, resp_headers
+
+
+def _bad_status(status: Any, reason: Optional[str], headers: Dict[str, Any], body: Optional[bytes]) -> WebSocketBadStatusException:
+    text = body.decode("utf-8", errors="replace") if body else None
+    return WebSocketBadStatusException(
+        f"Handshake status {status} {reason} -+-+- {headers} -+-+- {text}", status, reason, headers, body
+    )
+
+
+def _validate(headers: Dict[str, Any], key: str, subprotocols: Optional[List[str]]) -> Tuple[bool, Optional[str]]:
+    """Checks a 101 answer's headers (lowercased names) against the request: ``(True,
+    subprotocol)`` or ``(False, None)``. Stricter than websocket-client where RFC 6455 4.1
+    is: a subprotocol the client did not offer fails also when it offered none."""
+    try:
+        _, subprotocol, _ = _native.handshake_answer(101, list(headers.items()), key, subprotocols or None)
+    except WebSocketException as e:
+        if subprotocols or "subprotocol" in str(e):
+            error(f"Invalid subprotocol: {subprotocols}")
+        return False, None
+    return True, subprotocol
+
+
+def _create_sec_websocket_key() -> str:
+    """A fresh Sec-WebSocket-Key: 16 random bytes, base64."""
+    return base64.b64encode(os.urandom(16)).decode("utf-8")
+
+
+def handshake(sock: Any, url: str, hostname: str, port: int, resource: str, **options: Any) -> handshake_response:
+    """Runs the opening handshake over ``sock`` (as websocket-client: the request, then the
+    answer read line by line). A redirect is returned as is (its status and headers) for
+    the caller to follow; another refusal raises WebSocketBadStatusException; a 101 that
+    fails its checks raises WebSocketException("Invalid WebSocket Header")."""
+    headers, key = _get_handshake_headers(resource, url, hostname, port, options)
+    header_str = "\r\n".join(headers)
+    send(sock, header_str)
+    dump("request header", header_str)
+    status, resp = _get_resp_headers(sock)
+    if status in SUPPORTED_REDIRECT_STATUSES:
+        return handshake_response(status, resp, None)
+    success, subproto = _validate(resp, key, options.get("subprotocols"))
+    if not success:
+        raise WebSocketException("Invalid WebSocket Header")
+    return handshake_response(status, resp, subproto)
+
+
+# ---- the Python-socket driver's handshake -------------------------------------------------
+
+
+class Exchange:
+    """What a handshake over a socket object ended with: an upgrade (``status``,
+    ``headers`` as sent, ``subprotocol``, ``compression``) or a redirect (``location``)."""
+
+    __slots__ = ("status", "reason", "headers", "subprotocol", "compression", "location", "redirect")
+
+    def __init__(self) -> None:
+        self.status = 0
+        self.reason = ""
+        self.headers: List[Tuple[str, str]] = []
+        self.subprotocol: Optional[str] = None
+        self.compression: Optional[Dict[str, Any]] = None
+        self.location: Optional[str] = None
+        self.redirect = False
+
+
+def _settimeout(sock: Any, deadline: Optional[float]) -> None:
+    if deadline is None:
+        return
+    left = deadline - time.monotonic()
+    if left <= 0:
+        raise WebSocketTimeoutException("Connection timed out")
+    sock.settimeout(left)
+
+
+def exchange(
+    sock: Any,
+    request: bytes,
+    key: str,
+    subprotocols: Optional[List[str]],
+    compression: Optional[Dict[str, Any]],
+    timeout: Optional[float],
+) -> Exchange:
+    """The handshake of the Python-socket driver: sends ``request`` (the core's, see
+    ``_native.build_request``) and reads the answer's head without reading past it (at most
+    the bytes that could still complete its blank line per read), all within one deadline
+    of ``timeout`` seconds; the core checks it against ``key``, ``subprotocols`` and the
+    ``compression`` offer. Returns the outcome; raises as the native engine does."""
+    deadline = None if timeout is None else time.monotonic() + timeout
+    data = request
+    _settimeout(sock, deadline)
+    while data:
+        n = send(sock, data)
+        data = data[n:]
+    buf = b""
+    while True:
+        parsed = _native.parse_response_head(buf) if buf else None
+        if parsed is not None:
+            break
+        _settimeout(sock, deadline)
+        try:
+            buf += recv(sock, _native.head_bytes_wanted(buf))
+        except WebSocketConnectionClosedException:
+            raise WebSocketConnectionClosedException("Connection to remote host was lost.") from None
+    status, reason, pairs, _ = parsed
+    outcome = Exchange()
+    outcome.status, outcome.reason, outcome.headers = status, reason, pairs
+    answer = _native.handshake_answer(status, pairs, key, subprotocols, compression)
+    if answer[0] == "redirect":
+        outcome.redirect = True
+        outcome.location = answer[2]
+        return outcome
+    if answer[0] == "refused":
+        body = b""
+        try:
+            while len(body) < answer[1]:
+                _settimeout(sock, deadline)
+                body += recv(sock, min(answer[1] - len(body), 16384))
+        except (WebSocketException, OSError):
+            pass
+        raise _bad_status(status, reason, response_headers(pairs), body or None)
+    outcome.subprotocol, outcome.compression = answer[1], answer[2]
+    return outcome

@@ -8,6 +8,14 @@ __all__ = [
     "apply_mask",
     "validate_utf8",
     "Connection",
+    "Protocol",
+    "ProxyNegotiation",
+    "build_request",
+    "head_bytes_wanted",
+    "parse_response_head",
+    "handshake_answer",
+    "proxy_target",
+    "proxy_needs_ipv4",
     "ENGINE_VERSION",
 ]
 
@@ -69,6 +77,10 @@ class Connection:
         """Up to ``max`` items ``(opcode, fin, data)``, at least one."""
     def close(self, payload: bytes, timeout: Optional[float] = None) -> Optional[bytes]:
         """Close handshake; the peer's close payload, if it came."""
+    def send_raw(self, data: bytes, timeout: Optional[float] = None) -> None:
+        """Writes pre-formatted frames in order with the engine's own frames."""
+    def recv_raw(self, max: int, timeout: Optional[float] = None) -> bytes:
+        """Up to ``max`` bytes of the server's frame stream; b"" at its end."""
     def shutdown(self) -> None: ...
     def has_item(self) -> bool: ...
     def readiness_fd(self) -> int: ...
@@ -92,3 +104,91 @@ class Connection:
     def peer_close(self) -> Optional[bytes]: ...
     @property
     def text_decoding_checked(self) -> bool: ...
+
+# ---- the sans-I/O core, for the Python-socket driver ------------------------------------
+
+def build_request(
+    host: str, port: int, resource: str, secure: bool, options: Dict[str, Any]
+) -> Tuple[bytes, str]:
+    """The opening handshake request and its Sec-WebSocket-Key."""
+
+def head_bytes_wanted(buf: bytes) -> int:
+    """Bytes that may be read without passing the end of a response head."""
+
+def parse_response_head(buf: bytes) -> Optional[Tuple[int, str, List[Tuple[str, str]], int]]:
+    """``(status, reason, headers, head_len)``, or None when more bytes are needed."""
+
+def handshake_answer(
+    status: int,
+    headers: List[Tuple[str, str]],
+    key: str,
+    subprotocols: Optional[List[str]] = None,
+    compression: Optional[Dict[str, Any]] = None,
+) -> Tuple[Any, ...]:
+    """``("upgraded", subprotocol, params)``, ``("redirect", status, location)`` or
+    ``("refused", body_len)``."""
+
+def proxy_target(kind: str, host: str) -> Optional[str]:
+    """What to tell the proxy, or None when the caller must resolve ``host``."""
+
+def proxy_needs_ipv4(kind: str) -> bool:
+    """Whether a locally resolved target must be IPv4."""
+
+@final
+class ProxyNegotiation:
+    """One proxy exchange: send ``data_to_send()``, read at most ``bytes_wanted()`` bytes,
+    ``receive()`` them, until ``done``."""
+
+    def __new__(
+        cls, kind: str, target: str, port: int, auth: Optional[Tuple[str, str]] = None
+    ) -> "ProxyNegotiation": ...
+    def data_to_send(self) -> bytes: ...
+    def bytes_wanted(self) -> int: ...
+    def receive(self, data: bytes) -> int: ...
+    @property
+    def done(self) -> bool: ...
+    @property
+    def http_request(self) -> str: ...
+    @property
+    def http_response_head(self) -> bytes: ...
+
+@final
+class Protocol:
+    """A connection's protocol without I/O: feed what was read, write what is returned."""
+
+    def __new__(cls, options: Optional[Dict[str, Any]] = None) -> "Protocol": ...
+    def receive_data(self, data: bytes) -> bytes:
+        """Feeds bytes read from the peer; returns the replies to write now."""
+    def bytes_wanted(self) -> int:
+        """Most bytes to read without passing the frame in progress."""
+    def send(
+        self,
+        payload: _Payload,
+        opcode: int = 1,
+        fin: bool = True,
+        rsv: int = 0,
+        mask_key: Optional[bytes] = None,
+    ) -> bytes:
+        """One frame's wire bytes."""
+    def send_close(self, payload: bytes) -> Optional[bytes]: ...
+    def fail(self) -> Optional[bytes]:
+        """The close frame owed after a protocol failure, once."""
+    def next_message(self, control: bool = False) -> Optional[Tuple[int, bool, int, bytes]]: ...
+    def next_frame(self, control: bool = False) -> Optional[Tuple[int, bool, int, bytes]]: ...
+    def next_data(
+        self, decode: bool = True, control: bool = False
+    ) -> Optional[Tuple[int, Union[str, bytes]]]: ...
+    def next_batch(
+        self, max: int = 256, decode: bool = True, fragments: bool = False
+    ) -> List[Tuple[int, bool, Union[str, bytes]]]: ...
+    def has_item(self) -> bool: ...
+    def discard(self) -> None: ...
+    def set_mode(self, mode: int) -> None: ...
+    def set_skip_utf8(self, skip: bool) -> None: ...
+    def set_max_size(self, max: Optional[int] = None) -> None: ...
+    @property
+    def close_sent(self) -> bool: ...
+    @property
+    def peer_close(self) -> Optional[bytes]: ...
+    @property
+    def mode(self) -> int: ...

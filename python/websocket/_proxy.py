@@ -1,5 +1,6 @@
-"""Proxy options of ``connect`` / ``create_connection`` / ``run_forever``, resolved for the
-Rust engine, which speaks HTTP CONNECT and SOCKS4/4a/5/5h itself (no python-socks).
+"""Proxy options of ``connect`` / ``create_connection`` / ``run_forever``, resolved once for
+both drivers: the native engine and the Python-socket driver speak HTTP CONNECT and
+SOCKS4/4a/5/5h through the Rust core (no python-socks).
 
 Options, as in websocket-client 1.9.2: ``http_proxy_host``, ``http_proxy_port`` (required
 with a host), ``http_proxy_auth=(user, password)``, ``http_no_proxy`` (list of hosts),
@@ -15,7 +16,7 @@ from typing import Any, Dict, Optional
 from ._exceptions import WebSocketProxyException
 from ._url import get_proxy_info_ex
 
-__all__ = ["PROXY_TYPES", "engine_proxy"]
+__all__ = ["PROXY_TYPES", "resolve_proxy"]
 
 PROXY_TYPES = ("http", "socks4", "socks4a", "socks5", "socks5h")
 
@@ -39,10 +40,10 @@ def _proxy_type(value: Any) -> str:
     return name
 
 
-def engine_proxy(
+def resolve_proxy(
     hostname: str, is_secure: bool, options: Dict[str, Any], timeout: Optional[float]
 ) -> Optional[Dict[str, Any]]:
-    """The proxy the engine must tunnel through to reach ``hostname``, or None.
+    """The proxy to tunnel through to reach ``hostname``, or None.
 
     ``timeout`` is the connection's timeout; the proxy exchange is bounded by
     ``http_proxy_timeout``, else by ``timeout``, else (SOCKS only) by 60 s, the

@@ -6,24 +6,20 @@
 use std::panic::AssertUnwindSafe;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
-use std::time::Duration;
 
 use parking_lot::Mutex;
-use pyo3::exceptions::{PyTypeError, PyValueError};
 use pyo3::prelude::*;
-use pyo3::types::{PyByteArray, PyBytes, PyDict, PyList, PyString, PyTuple};
+use pyo3::types::{PyBytes, PyDict, PyList};
 
+use super::convert::{self, Payload};
 use super::errors::to_pyerr;
+use super::options::{self, opt, secs};
 use crate::engine::conn::Conn;
 use crate::engine::connect::{self, ConnectSpec, Outcome};
 use crate::engine::error::Error;
-use crate::protocol::codec::{Config, Item, Mode};
-use crate::protocol::deflate::{Offer, Params};
+use crate::protocol::deflate::Params;
 use crate::protocol::frame::OP_TEXT;
-use crate::protocol::handshake::RequestSpec;
-use crate::transport::proxy::{ProxyKind, ProxySpec};
-use crate::transport::tcp::{OptValue, SockOpt};
-use crate::transport::tls::{CertReqs, TlsOptions};
+use crate::transport::tls::TlsOptions;
 
 fn is_main_thread() -> bool {
     unsafe { libc::gettid() == libc::getpid() }
@@ -64,128 +60,6 @@ fn blocking<T: Send>(py: Python<'_>, f: impl FnOnce(&dyn Fn() -> bool) -> Result
     }
 }
 
-fn secs(t: Option<f64>) -> PyResult<Option<Duration>> {
-    match t {
-        None => Ok(None),
-        Some(v) if v.is_nan() || v < 0.0 => Err(PyValueError::new_err("Timeout value must be non-negative")),
-        Some(v) => Ok(Some(Duration::from_secs_f64(v.min(1e9)))),
-    }
-}
-
-fn opt<'py, T: FromPyObjectOwned<'py>>(d: &Bound<'py, PyDict>, key: &str) -> PyResult<Option<T>> {
-    match d.get_item(key)? {
-        None => Ok(None),
-        Some(v) if v.is_none() => Ok(None),
-        Some(v) => v.extract::<T>().map(Some).map_err(|e| {
-            let err: PyErr = e.into();
-            PyTypeError::new_err(format!("option {key}: {err}"))
-        }),
-    }
-}
-
-use pyo3::conversion::FromPyObjectOwned;
-
-fn tls_options(d: &Bound<'_, PyDict>) -> PyResult<TlsOptions> {
-    let mut o = TlsOptions::default();
-    if let Some(r) = opt::<i32>(d, "cert_reqs")? {
-        o.cert_reqs = if r == 0 { CertReqs::None } else { CertReqs::Required };
-    }
-    if let Some(c) = opt::<bool>(d, "check_hostname")? {
-        o.check_hostname = c;
-    }
-    o.ca_certs = opt::<String>(d, "ca_certs")?.map(Into::into);
-    o.ca_cert_path = opt::<String>(d, "ca_cert_path")?.map(Into::into);
-    o.ca_der = opt::<Vec<Vec<u8>>>(d, "ca_der")?.unwrap_or_default();
-    o.certfile = opt::<String>(d, "certfile")?.map(Into::into);
-    o.keyfile = opt::<String>(d, "keyfile")?.map(Into::into);
-    o.password = opt::<Vec<u8>>(d, "password")?;
-    o.server_hostname = opt::<String>(d, "server_hostname")?;
-    o.min_version = opt::<u8>(d, "min_version")?;
-    o.max_version = opt::<u8>(d, "max_version")?;
-    o.keylog = opt::<String>(d, "keylog")?.map(Into::into);
-    Ok(o)
-}
-
-/// `{"type": "http"|"socks4"|..., "host", "port", "auth": (user, password) | None,
-/// "timeout": seconds | None}`, as `_core` resolves it.
-fn proxy_spec(d: &Bound<'_, PyDict>) -> PyResult<ProxySpec> {
-    let name: String = opt(d, "type")?.unwrap_or_else(|| "http".to_string());
-    let kind = ProxyKind::parse(&name)
-        .ok_or_else(|| PyValueError::new_err(format!("unknown proxy type {name:?}: use http, socks4, socks4a, socks5 or socks5h")))?;
-    let host: String = opt(d, "host")?.ok_or_else(|| PyValueError::new_err("proxy host missing"))?;
-    let port: u16 = opt(d, "port")?.ok_or_else(|| PyValueError::new_err("proxy port missing"))?;
-    Ok(ProxySpec { kind, host, port, auth: opt(d, "auth")?, timeout: secs(opt(d, "timeout")?)? })
-}
-
-fn sockopts(list: Option<Vec<Bound<'_, PyAny>>>) -> PyResult<Vec<SockOpt>> {
-    let mut out = Vec::new();
-    for item in list.unwrap_or_default() {
-        let t = item.cast::<PyTuple>().map_err(|_| PyTypeError::new_err("sockopt entries must be tuples (level, option, value)"))?;
-        if t.len() != 3 {
-            return Err(PyTypeError::new_err("sockopt entries must be tuples (level, option, value)"));
-        }
-        let level: i32 = t.get_item(0)?.extract()?;
-        let name: i32 = t.get_item(1)?.extract()?;
-        let v = t.get_item(2)?;
-        let value = if let Ok(i) = v.extract::<i64>() {
-            OptValue::Int(i as i32)
-        } else {
-            OptValue::Bytes(v.extract::<Vec<u8>>()?)
-        };
-        out.push(SockOpt { level, name, value });
-    }
-    Ok(out)
-}
-
-/// The `compression` option: `{"client_max_window_bits": True | 8..15 | None,
-/// "server_max_window_bits": 8..15 | None, "client_no_context_takeover": bool,
-/// "server_no_context_takeover": bool}`; missing keys take `Offer::default()`'s values.
-fn deflate_offer(d: &Bound<'_, PyDict>) -> PyResult<Offer> {
-    const KEYS: [&str; 4] =
-        ["client_max_window_bits", "server_max_window_bits", "client_no_context_takeover", "server_no_context_takeover"];
-    for k in d.keys() {
-        let name: String = k.extract().unwrap_or_default();
-        if !KEYS.contains(&name.as_str()) {
-            return Err(PyValueError::new_err(format!("unknown compression parameter {}: use {}", k.repr()?, KEYS.join(", "))));
-        }
-    }
-    let mut o = Offer::default();
-    if let Some(v) = d.get_item("client_max_window_bits")? {
-        o.client_max_window_bits = if v.is_none() {
-            None
-        } else if let Ok(b) = v.extract::<bool>() {
-            b.then_some(None)
-        } else {
-            Some(Some(v.extract::<u8>().map_err(|_| PyValueError::new_err("client_max_window_bits must be True, None or 8..15"))?))
-        };
-    }
-    o.server_max_window_bits = opt::<u8>(d, "server_max_window_bits")
-        .map_err(|_| PyValueError::new_err("server_max_window_bits must be None or 8..15"))?;
-    o.client_no_context_takeover = opt(d, "client_no_context_takeover")?.unwrap_or(false);
-    o.server_no_context_takeover = opt(d, "server_no_context_takeover")?.unwrap_or(false);
-    o.validate().map_err(PyValueError::new_err)?;
-    Ok(o)
-}
-
-fn params_dict<'py>(py: Python<'py>, p: &Params) -> PyResult<Bound<'py, PyDict>> {
-    let d = PyDict::new(py);
-    d.set_item("client_max_window_bits", p.client_max_window_bits)?;
-    d.set_item("server_max_window_bits", p.server_max_window_bits)?;
-    d.set_item("client_no_context_takeover", p.client_no_context_takeover)?;
-    d.set_item("server_no_context_takeover", p.server_no_context_takeover)?;
-    Ok(d)
-}
-
-/// Python's modes: 0 messages, 1 every fragment (`fire_cont_frame`), 2 raw frames. The
-/// engine queues checked fragments for 0 and 1 and joins them when a message is asked for.
-fn mode_from(i: u8) -> PyResult<Mode> {
-    match i {
-        0 | 1 => Ok(Mode::Fragments),
-        2 => Ok(Mode::Raw),
-        _ => Err(PyValueError::new_err("mode must be 0, 1 or 2")),
-    }
-}
-
 #[pyclass(frozen, module = "websocket._native")]
 pub struct Connection {
     conn: Arc<Conn>,
@@ -197,58 +71,6 @@ pub struct Connection {
     compression: Option<Params>,
 }
 
-/// Payload of a send: borrowed from an immutable `bytes`/`str`, copied otherwise.
-enum Payload<'py> {
-    Bytes(Bound<'py, PyBytes>),
-    Owned(Vec<u8>),
-}
-
-impl Payload<'_> {
-    fn from_any<'py>(obj: &Bound<'py, PyAny>) -> PyResult<Payload<'py>> {
-        if let Ok(b) = obj.cast::<PyBytes>() {
-            return Ok(Payload::Bytes(b.clone()));
-        }
-        if let Ok(s) = obj.cast::<PyString>() {
-            // `str` goes out as UTF-8 (the Python layer encodes latin-1 where the reference does).
-            return Ok(Payload::Bytes(s.encode_utf8()?));
-        }
-        if let Ok(b) = obj.cast::<PyByteArray>() {
-            return Ok(Payload::Owned(b.to_vec()));
-        }
-        obj.extract::<Vec<u8>>()
-            .map(Payload::Owned)
-            .or_else(|_| {
-                // memoryview and other buffers
-                let b = obj.py().import("builtins")?.getattr("bytes")?.call1((obj,))?;
-                Ok(Payload::Owned(b.cast::<PyBytes>()?.as_bytes().to_vec()))
-            })
-            .map_err(|_: PyErr| PyTypeError::new_err(format!("a bytes-like object or str is required, not {}", obj.get_type().name().map(|n| n.to_string()).unwrap_or_default())))
-    }
-    fn as_slice(&self) -> PyResult<&[u8]> {
-        match self {
-            Payload::Bytes(b) => Ok(b.as_bytes()),
-            Payload::Owned(v) => Ok(v),
-        }
-    }
-}
-
-fn mask_key(key: Option<&[u8]>) -> PyResult<Option<[u8; 4]>> {
-    match key {
-        None => Ok(None),
-        Some(k) => k.get(..4).and_then(|k| k.try_into().ok()).map(Some).ok_or_else(|| PyValueError::new_err("mask key must be 4 bytes")),
-    }
-}
-
-impl Connection {
-    fn data_obj<'py>(&self, py: Python<'py>, item: &Item, decode: bool) -> PyResult<Bound<'py, PyAny>> {
-        if decode && item.opcode == OP_TEXT && item.fin {
-            Ok(PyString::from_bytes(py, &item.data)?.into_any())
-        } else {
-            Ok(PyBytes::new(py, &item.data).into_any())
-        }
-    }
-}
-
 #[pymethods]
 impl Connection {
     /// Connects and runs the handshake. Returns a Connection, or `(status, location)` for a
@@ -256,52 +78,23 @@ impl Connection {
     #[staticmethod]
     fn open<'py>(py: Python<'py>, host: String, port: u16, resource: String, secure: bool, options: Bound<'py, PyDict>) -> PyResult<Bound<'py, PyAny>> {
         let o = &options;
-        let deflate = match o.get_item("compression")? {
-            Some(d) if !d.is_none() => Some(deflate_offer(d.cast::<PyDict>()?)?),
+        options::check_connect_keys(o)?;
+        let tls = match options::tls_options(o)? {
+            Some(t) if secure => Some(t),
+            _ if secure => Some(TlsOptions::default()),
             _ => None,
         };
-        let request = RequestSpec {
-            host: host.clone(),
-            port,
-            resource,
-            secure,
-            host_header: opt(o, "host")?,
-            suppress_host: opt(o, "suppress_host")?.unwrap_or(false),
-            origin: opt(o, "origin")?,
-            suppress_origin: opt(o, "suppress_origin")?.unwrap_or(false),
-            key: opt(o, "key")?,
-            version: opt(o, "version")?,
-            key_in_headers: opt(o, "key_in_headers")?.unwrap_or(false),
-            version_in_headers: opt(o, "version_in_headers")?.unwrap_or(false),
-            connection: opt(o, "connection")?,
-            subprotocols: opt(o, "subprotocols")?.unwrap_or_default(),
-            headers: opt(o, "header")?.unwrap_or_default(),
-            cookie: opt(o, "cookie")?,
-            extensions: deflate.as_ref().map(Offer::header_value),
-        };
-        let tls = match (secure, o.get_item("tls")?) {
-            (true, Some(d)) if !d.is_none() => Some(tls_options(d.cast::<PyDict>()?)?),
-            (true, _) => Some(TlsOptions::default()),
-            _ => None,
-        };
-        let skip_utf8: bool = opt(o, "skip_utf8_validation")?.unwrap_or(false);
+        let codec = options::codec_config(o, None)?;
+        let skip_utf8 = codec.skip_utf8;
         let spec = ConnectSpec {
-            request,
+            request: options::request_spec(host, port, resource, secure, o)?,
             timeout: secs(opt(o, "timeout")?)?,
-            sockopts: sockopts(opt(o, "sockopt")?)?,
+            sockopts: options::sockopts(o)?,
             tls,
             socket_fd: opt(o, "socket_fd")?,
-            proxy: match o.get_item("proxy")? {
-                Some(d) if !d.is_none() => Some(proxy_spec(d.cast::<PyDict>()?)?),
-                _ => None,
-            },
-            codec: Config {
-                mode: mode_from(opt(o, "mode")?.unwrap_or(0))?,
-                skip_utf8,
-                max_message: opt(o, "max_size")?,
-                deflate: None,
-            },
-            deflate,
+            proxy: options::proxy_spec(o)?,
+            codec,
+            deflate: options::compression_offer(o)?,
         };
         let outcome = blocking(py, |check| connect::connect(&spec, check))?;
         match outcome {
@@ -327,7 +120,7 @@ impl Connection {
     fn send(&self, py: Python<'_>, payload: &Bound<'_, PyAny>, opcode: u8, fin: bool, rsv: u8, mask_key: Option<&[u8]>, timeout: Option<f64>) -> PyResult<usize> {
         let p = Payload::from_any(payload)?;
         let data = p.as_slice()?;
-        let mask = self::mask_key(mask_key)?;
+        let mask = convert::mask_key(mask_key)?;
         let timeout = secs(timeout)?;
         let conn = &self.conn;
         blocking(py, |check| conn.send_frame(fin, rsv & 7, opcode & 0xF, data, mask, timeout, check))
@@ -370,7 +163,7 @@ impl Connection {
             Some(item) => item,
             None => blocking(py, |check| conn.recv(control, timeout, check))?,
         };
-        Ok((item.opcode, self.data_obj(py, &item, decode)?))
+        Ok((item.opcode, convert::item_data(py, &item, decode)?))
     }
 
     /// Up to `max` items `(opcode, fin, data)` at once, waiting for at least one: whole
@@ -382,7 +175,7 @@ impl Connection {
         let items = blocking(py, |check| conn.recv_batch(max, fragments, timeout, check))?;
         let list = PyList::empty(py);
         for item in &items {
-            list.append((item.opcode, item.fin, self.data_obj(py, item, decode)?))?;
+            list.append((item.opcode, item.fin, convert::item_data(py, item, decode)?))?;
         }
         Ok(list)
     }
@@ -400,6 +193,23 @@ impl Connection {
             Ok(peer)
         })?;
         Ok(peer.map(|p| PyBytes::new(py, &p)))
+    }
+
+    /// Writes bytes the caller formatted (frames) in order with the engine's own frames.
+    #[pyo3(signature = (data, timeout=None))]
+    fn send_raw(&self, py: Python<'_>, data: &[u8], timeout: Option<f64>) -> PyResult<()> {
+        let timeout = secs(timeout)?;
+        let conn = &self.conn;
+        blocking(py, |check| conn.send_raw(data, timeout, check))
+    }
+
+    /// Up to `max` bytes of the server's frame stream (`ws.sock.recv`); b"" at its end.
+    #[pyo3(signature = (max, timeout=None))]
+    fn recv_raw<'py>(&self, py: Python<'py>, max: usize, timeout: Option<f64>) -> PyResult<Bound<'py, PyBytes>> {
+        let timeout = secs(timeout)?;
+        let conn = &self.conn;
+        let data = blocking(py, |check| conn.recv_raw(max, timeout, check))?;
+        Ok(PyBytes::new(py, &data))
     }
 
     /// Shuts the socket down both ways; wakes every thread blocked on it.
@@ -423,7 +233,7 @@ impl Connection {
     }
 
     fn set_mode(&self, py: Python<'_>, mode: u8) -> PyResult<()> {
-        let m = mode_from(mode)?;
+        let m = options::mode_from(mode)?;
         let conn = &self.conn;
         py.detach(|| conn.set_mode(m));
         Ok(())
@@ -459,7 +269,7 @@ impl Connection {
     /// The permessage-deflate parameters in force (a dict), or None without compression.
     #[getter]
     fn compression<'py>(&self, py: Python<'py>) -> PyResult<Option<Bound<'py, PyDict>>> {
-        self.compression.as_ref().map(|p| params_dict(py, p)).transpose()
+        self.compression.as_ref().map(|p| options::params_dict(py, p)).transpose()
     }
 
     #[getter]

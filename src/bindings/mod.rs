@@ -1,7 +1,10 @@
 //! The Python side of the seam: `websocket._native`.
 
 mod connection;
+mod convert;
 mod errors;
+mod options;
+mod protocol;
 
 use std::sync::OnceLock;
 
@@ -13,7 +16,7 @@ static LOG_RESET: OnceLock<pyo3_log::ResetHandle> = OnceLock::new();
 /// Turns `++Sent`/`++Rcv` frame traces and header dumps on or off (`enableTrace`).
 #[pyfunction]
 fn set_trace(on: bool) {
-    crate::engine::trace::set_enabled(on);
+    crate::trace::set_enabled(on);
 }
 
 /// Forgets pyo3-log's cached logger levels, after a level or handler change in Python.
@@ -60,6 +63,14 @@ pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(apply_mask, m)?)?;
     m.add_function(wrap_pyfunction!(validate_utf8, m)?)?;
     m.add_class::<connection::Connection>()?;
+    m.add_class::<protocol::Protocol>()?;
+    m.add_class::<protocol::ProxyNegotiation>()?;
+    m.add_function(wrap_pyfunction!(protocol::build_request, m)?)?;
+    m.add_function(wrap_pyfunction!(protocol::head_bytes_wanted, m)?)?;
+    m.add_function(wrap_pyfunction!(protocol::parse_response_head, m)?)?;
+    m.add_function(wrap_pyfunction!(protocol::handshake_answer, m)?)?;
+    m.add_function(wrap_pyfunction!(protocol::proxy_target, m)?)?;
+    m.add_function(wrap_pyfunction!(protocol::proxy_needs_ipv4, m)?)?;
     m.add("ENGINE_VERSION", env!("CARGO_PKG_VERSION"))?;
     Ok(())
 }

@@ -14,7 +14,7 @@ use parking_lot::{Condvar, Mutex, MutexGuard};
 
 use super::error::{Error, Terminal};
 use super::reactor::{self, Reactor};
-use super::trace;
+use crate::trace;
 use crate::protocol::codec::{Config, Item, Mode, Reply, TracedFrame};
 use crate::protocol::frame::{self, OP_CLOSE, OP_PONG};
 use crate::protocol::receiver::{Ended, Receiver};
@@ -60,6 +60,8 @@ struct ReadSide {
     transport_end: Option<Terminal>,
     last_exit: Instant,
     ready_signalled: bool,
+    /// Frames re-encoded for `recv_raw` and not handed over yet.
+    raw_out: Vec<u8>,
 }
 
 impl ReadSide {
@@ -80,6 +82,9 @@ struct WriteSide {
     /// The protocol's sending half (framing, masking, compression).
     sender: Sender,
     scratch: Vec<u8>,
+    /// Where the bytes the caller writes through `ws.sock.send` stand: our own frames go
+    /// out only between theirs.
+    raw: frame::Boundary,
 }
 
 pub struct Conn {
@@ -126,9 +131,10 @@ impl Conn {
                 transport_end: None,
                 last_exit: Instant::now(),
                 ready_signalled: false,
+                raw_out: Vec::new(),
             }),
             read_cv: Condvar::new(),
-            write: Mutex::new(WriteSide { pending: Vec::new(), sender, scratch: Vec::new() }),
+            write: Mutex::new(WriteSide { pending: Vec::new(), sender, scratch: Vec::new(), raw: frame::Boundary::default() }),
             outbox: Mutex::new(Vec::new()),
             outbox_flag: AtomicBool::new(false),
             want_write: AtomicBool::new(false),
@@ -572,6 +578,9 @@ impl Conn {
         }
         let mut guard = self.write.lock();
         let w = &mut *guard;
+        if !w.raw.at_boundary() {
+            return Err(Error::Value("a frame written through ws.sock.send() is incomplete: send the rest of it first".into()));
+        }
         w.scratch.clear();
         let len = w.sender.encode(fin, rsv, opcode, payload, mask, &mut w.scratch);
         if trace::enabled() {
@@ -601,6 +610,44 @@ impl Conn {
             w.scratch = Vec::new();
         }
         Ok(res?)
+    }
+
+    /// Writes bytes the caller formatted (frames, as `ABNF.format()` makes them) in order
+    /// with our own frames: control replies wait until the caller's stream stands between
+    /// two frames.
+    pub fn send_raw(&self, data: &[u8], timeout: Option<Duration>, interrupt: Interrupt<'_>) -> Result<(), Error> {
+        let mut w = self.write.lock();
+        w.raw.feed(data);
+        let res = self.write_locked(&mut w, Some(data), timeout, interrupt);
+        drop(w);
+        if self.outbox_flag.load(Ordering::SeqCst) {
+            self.flush_outbox();
+        }
+        res
+    }
+
+    /// Up to `max` bytes of the server's frame stream, for code that parses frames itself
+    /// (`ws.sock.recv`): frames still queued are re-encoded as they arrived (unmasked,
+    /// inflated ones without RSV1), and later frames come through untouched (raw mode).
+    /// Empty once the stream ended.
+    pub fn recv_raw(self: &Arc<Self>, max: usize, timeout: Option<Duration>, interrupt: Interrupt<'_>) -> Result<Vec<u8>, Error> {
+        let mut st = self.read.lock();
+        if st.rx.config().mode != Mode::Raw {
+            st.rx.set_mode(Mode::Raw);
+        }
+        if st.raw_out.is_empty() {
+            drop(st);
+            let item = match self.recv_frame(true, timeout, interrupt) {
+                Ok(item) => item,
+                Err(Error::Closed(_)) => return Ok(Vec::new()),
+                Err(e) => return Err(e),
+            };
+            st = self.read.lock();
+            frame::encode_frame(&mut st.raw_out, item.fin, item.rsv, item.opcode, &item.data, None);
+        }
+        let n = max.min(st.raw_out.len());
+        let rest = st.raw_out.split_off(n);
+        Ok(std::mem::replace(&mut st.raw_out, rest))
     }
 
     /// Sends our close frame once; later calls do nothing.
@@ -669,6 +716,10 @@ impl Conn {
     /// Moves the outbox to the socket if the write side is free (non-blocking).
     fn flush_outbox(&self) {
         let Some(mut w) = self.write.try_lock() else { return };
+        if !w.raw.at_boundary() {
+            // Inside a frame the caller is writing through ws.sock: its next write flushes.
+            return;
+        }
         self.outbox_flag.store(false, Ordering::SeqCst);
         let out = std::mem::take(&mut *self.outbox.lock());
         if !out.is_empty() {

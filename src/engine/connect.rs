@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use super::conn::Conn;
 use super::error::Error;
-use super::trace;
+use crate::trace;
 use crate::protocol::codec::Config;
 use crate::protocol::deflate::{Offer, Params};
 use crate::protocol::handshake::{self, Answer, ParseError, RequestSpec, Response};

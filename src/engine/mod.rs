@@ -6,4 +6,3 @@ pub mod error;
 pub mod reactor;
 #[cfg(test)]
 mod robustness_tests;
-pub mod trace;

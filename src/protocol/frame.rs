@@ -66,6 +66,44 @@ pub fn parse_header(buf: &[u8]) -> Result<Option<Header>, String> {
     Ok(Some(Header { fin: b0 & 0x80 != 0, rsv: (b0 >> 4) & 7, opcode: b0 & 0xF, mask, len, header_len: at }))
 }
 
+/// Follows a stream of frames written by someone else (bytes a caller formatted itself) to
+/// know whether it stands between two frames, where a frame of ours may be inserted.
+#[derive(Debug, Default, Clone)]
+pub struct Boundary {
+    hdr: Vec<u8>,
+    /// Payload bytes of the current frame still to come.
+    remaining: u64,
+}
+
+impl Boundary {
+    pub fn feed(&mut self, mut data: &[u8]) {
+        while !data.is_empty() {
+            if self.remaining > 0 {
+                let n = self.remaining.min(data.len() as u64);
+                self.remaining -= n;
+                data = &data[n as usize..];
+                continue;
+            }
+            let take = (MAX_HEADER_LEN - self.hdr.len()).min(data.len());
+            let before = self.hdr.len();
+            self.hdr.extend_from_slice(&data[..take]);
+            match parse_header(&self.hdr) {
+                Ok(Some(h)) => {
+                    data = &data[h.header_len - before..];
+                    self.hdr.clear();
+                    self.remaining = h.len;
+                }
+                _ => data = &data[take..],
+            }
+        }
+    }
+
+    /// True between frames.
+    pub fn at_boundary(&self) -> bool {
+        self.remaining == 0 && self.hdr.is_empty()
+    }
+}
+
 /// Appends a complete frame (header, then the payload masked with `mask` if given) to `out`.
 pub fn encode_frame(
     out: &mut Vec<u8>,
@@ -208,5 +246,21 @@ mod tests {
     fn partial_header_needs_more_bytes() {
         assert_eq!(parse_header(&[0x81]).unwrap(), None);
         assert_eq!(parse_header(&[0x82, 126, 0]).unwrap(), None);
+    }
+
+    #[test]
+    fn boundary_follows_frames_cut_anywhere() {
+        let mut wire = Vec::new();
+        encode_frame(&mut wire, true, 0, OP_BINARY, &[7u8; 300], Some([1, 2, 3, 4]));
+        encode_frame(&mut wire, true, 0, OP_TEXT, b"", None);
+        encode_frame(&mut wire, false, 0, OP_TEXT, &[1u8; 70000], None);
+        let ends = [0, 308, 310, wire.len()];
+        for cut in 0..wire.len().min(400) {
+            let mut b = Boundary::default();
+            b.feed(&wire[..cut]);
+            assert_eq!(b.at_boundary(), ends.contains(&cut), "cut at {cut}");
+            b.feed(&wire[cut..]);
+            assert!(b.at_boundary());
+        }
     }
 }

@@ -1,0 +1,375 @@
+"""The Python-socket driver: a connection whose every byte moves through a Python socket
+object, with the Rust core (``_native.Protocol``) doing everything between the bytes.
+
+It is what makes this package a drop-in where the native engine cannot own the socket:
+under gevent or eventlet (their patched sockets, locks and sleeps make every wait here
+cooperative), with an ``ssl.SSLSocket`` or any other socket object given as ``socket=`` or
+assigned to ``ws.sock``, and with ``sslopt`` options only Python's ``ssl`` can honour. It
+starts no thread. See ``websocket._driver`` for when it is chosen.
+
+Reads never go past the frame in progress (``Protocol.bytes_wanted``): bytes of the next
+frame stay in the socket (or in the SSL object, where ``pending()`` reports them), exactly
+as with websocket-client, so code that polls ``ws.sock`` or the WebSocket's ``fileno()``
+before reading frame by frame keeps working. Pings are answered when the application
+reads, as in websocket-client; the native driver answers them at once.
+"""
+
+from __future__ import annotations
+
+import socket
+import threading
+import time
+from typing import Any, Callable, Dict, List, Optional, Tuple, Type, Union
+
+from . import _native
+from ._exceptions import (
+    WebSocketConnectionClosedException,
+    WebSocketException,
+    WebSocketTimeoutException,
+)
+from ._handshake import exchange
+from ._http import open_stream
+from ._socket import recv as _sock_recv
+from ._socket import send as _sock_send
+from ._ssl_compat import ssl
+
+__all__ = ["SocketConnection", "open_connection"]
+
+# Largest single read while a large payload comes in.
+_MAX_READ = 256 * 1024
+# How long the close frame that fails a connection may take to go out.
+_FAIL_CLOSE_TIMEOUT = 1.0
+
+_LOST = "Connection to remote host was lost."
+_RESETS = (ConnectionResetError, ConnectionAbortedError, BrokenPipeError)
+# What a read on a socket with a timeout of 0 raises when nothing is there.
+_WOULD_BLOCK: Tuple[Type[BaseException], ...] = (BlockingIOError,) + ((ssl.SSLWantReadError,) if ssl is not None else ())
+
+
+def _deadline(timeout: Optional[float]) -> Optional[float]:
+    return None if timeout is None else time.monotonic() + timeout
+
+
+class SocketConnection:
+    """One connection over a socket object; the methods are those of the native
+    ``_native.Connection`` (see ``websocket._driver.Connection``), so ``WebSocket`` and
+    ``WebSocketApp`` drive either the same way."""
+
+    def __init__(
+        self,
+        sock: Any,
+        protocol: Any,
+        status: int = 101,
+        headers: Optional[List[Tuple[str, str]]] = None,
+        subprotocol: Optional[str] = None,
+        compression: Optional[Dict[str, Any]] = None,
+        manage_timeout: bool = True,
+        send_hook: Optional[Callable[[Any, bytes], int]] = None,
+    ) -> None:
+        self.sock = sock
+        self._proto = protocol
+        self.status = status
+        self._headers = headers or []
+        self.subprotocol = subprotocol
+        self.compression = compression
+        # Whether timeouts are set on the socket: always on sockets this driver opened;
+        # on a socket object from the caller only when the WebSocket has a timeout (else
+        # the socket's own one stays, as websocket-client leaves it).
+        self._manage_timeout = manage_timeout and hasattr(sock, "settimeout")
+        self._timeout_set: Any = object()
+        self._send_hook = send_hook
+        self._rlock = threading.Lock()
+        self._wlock = threading.Lock()
+        self._skip_utf8 = False
+        self.is_ssl = isinstance(sock, ssl.SSLSocket) if ssl is not None else False
+
+    # ---- what the handshake left ------------------------------------------------------
+
+    def take_headers(self) -> List[Tuple[str, str]]:
+        headers, self._headers = self._headers, []
+        return headers
+
+    @property
+    def close_sent(self) -> bool:
+        return bool(self._proto.close_sent)
+
+    @property
+    def peer_close(self) -> Optional[bytes]:
+        return self._proto.peer_close  # type: ignore[no-any-return]
+
+    @property
+    def text_decoding_checked(self) -> bool:
+        return not self._skip_utf8
+
+    def set_mode(self, mode: int) -> None:
+        self._proto.set_mode(mode)
+
+    def set_skip_utf8(self, skip: bool) -> None:
+        self._skip_utf8 = skip
+        self._proto.set_skip_utf8(skip)
+
+    def set_max_size(self, max: Optional[int] = None) -> None:
+        self._proto.set_max_size(max)
+
+    def settimeout(self, timeout: Optional[float]) -> None:
+        """The WebSocket's timeout changed: the socket gets it too (as in websocket-client)."""
+        if hasattr(self.sock, "settimeout"):
+            self.sock.settimeout(timeout)
+            self._timeout_set = timeout
+
+    def fileno(self) -> int:
+        return int(self.sock.fileno())
+
+    def readiness_fd(self) -> int:
+        """The socket itself: bytes of the next frame are never read ahead of time."""
+        return int(self.sock.fileno())
+
+    def has_item(self) -> bool:
+        return bool(self._proto.has_item())
+
+    # ---- waiting on the socket --------------------------------------------------------
+
+    def _arm(self, deadline: Optional[float], timeout: Optional[float], first: bool = True) -> None:
+        """Sets the socket's timeout to what is left of ``deadline``; past it, a first
+        attempt still gets a non-blocking try (a timeout of 0 polls), a later one raises."""
+        if not self._manage_timeout:
+            return
+        if deadline is None:
+            value = timeout
+        else:
+            value = deadline - time.monotonic()
+            if value <= 0:
+                if not first:
+                    raise WebSocketTimeoutException("Connection timed out")
+                value = 0.0
+        if value != self._timeout_set:
+            self.sock.settimeout(value)
+            self._timeout_set = value
+
+    def _write(self, data: bytes, timeout: Optional[float]) -> None:
+        """Writes all of ``data`` (the write lock held by the caller); the deadline moves
+        with every progress, like a socket timeout."""
+        send = self._send_hook
+        while data:
+            self._arm(_deadline(timeout), timeout)
+            try:
+                n = send(self.sock, data) if send is not None else _sock_send(self.sock, data)
+            except _RESETS as e:
+                raise WebSocketConnectionClosedException(f"{_LOST} ({e})") from None
+            if n == 0 and send is None:
+                raise WebSocketTimeoutException("Connection timed out")
+            data = data[n:]
+
+    def _fill(self, deadline: Optional[float], timeout: Optional[float], first: bool = True) -> None:
+        """One read of at most the rest of the frame in progress (the read lock held),
+        fed to the protocol; replies it calls for are written at once."""
+        want = self._proto.bytes_wanted()
+        if want <= 0:
+            return
+        self._arm(deadline, timeout, first)
+        try:
+            data = _sock_recv(self.sock, want if want < _MAX_READ else _MAX_READ)
+        except _RESETS as e:
+            raise WebSocketConnectionClosedException(f"{_LOST} ({e})") from None
+        except _WOULD_BLOCK:
+            raise WebSocketTimeoutException("Connection timed out") from None
+        out = self._proto.receive_data(data)
+        if out:
+            with self._wlock:
+                self._write(out, timeout)
+
+    def _failed(self) -> None:
+        """After a take raised: the close frame owed for a protocol failure, then the
+        connection is dropped (RFC 6455 7.1.7)."""
+        frame = self._proto.fail()
+        if frame is None:
+            return
+        try:
+            with self._wlock:
+                self._write(frame, _FAIL_CLOSE_TIMEOUT)
+        except (WebSocketException, OSError):
+            pass
+        self.shutdown()
+
+    def _wait(self, take: Callable[[], Any], timeout: Optional[float]) -> Any:
+        deadline = _deadline(timeout)
+        first = True
+        with self._rlock:
+            while True:
+                try:
+                    item = take()
+                except WebSocketException:
+                    self._failed()
+                    raise
+                if item is not None:
+                    return item
+                self._fill(deadline, timeout, first)
+                first = False
+
+    # ---- receiving ----------------------------------------------------------------------
+
+    def recv_data(self, timeout: Optional[float] = None, decode: bool = True, control: bool = False) -> Tuple[int, Any]:
+        proto = self._proto
+        with self._rlock:
+            try:
+                item = proto.next_data(decode, control)
+            except WebSocketException:
+                self._failed()
+                raise
+            if item is not None:
+                return item  # type: ignore[no-any-return]
+            deadline = _deadline(timeout)
+            first = True
+            while True:
+                self._fill(deadline, timeout, first)
+                first = False
+                try:
+                    item = proto.next_data(decode, control)
+                except WebSocketException:
+                    self._failed()
+                    raise
+                if item is not None:
+                    return item  # type: ignore[no-any-return]
+
+    def recv_message(self, control: bool = False, timeout: Optional[float] = None) -> Tuple[int, bool, int, bytes]:
+        return self._wait(lambda: self._proto.next_message(control), timeout)  # type: ignore[no-any-return]
+
+    def recv_frame(self, control: bool = False, timeout: Optional[float] = None) -> Tuple[int, bool, int, bytes]:
+        return self._wait(lambda: self._proto.next_frame(control), timeout)  # type: ignore[no-any-return]
+
+    def recv_batch(
+        self, max: int = 256, timeout: Optional[float] = None, decode: bool = True, fragments: bool = False
+    ) -> List[Tuple[int, bool, Union[str, bytes]]]:
+        proto = self._proto
+        return self._wait(lambda: proto.next_batch(max, decode, fragments) or None, timeout)  # type: ignore[no-any-return]
+
+    # ---- sending ----------------------------------------------------------------------
+
+    def send(
+        self,
+        payload: Any,
+        opcode: int = 1,
+        fin: bool = True,
+        rsv: int = 0,
+        mask_key: Optional[bytes] = None,
+        timeout: Optional[float] = None,
+    ) -> int:
+        with self._wlock:
+            frame = self._proto.send(payload, opcode, fin, rsv, mask_key)
+            self._write(frame, timeout)
+        return len(frame)
+
+    def send_close(self, payload: bytes, timeout: Optional[float] = None) -> bool:
+        with self._wlock:
+            frame = self._proto.send_close(payload)
+            if frame is None:
+                return False
+            self._write(frame, timeout)
+        return True
+
+    def send_raw(self, data: bytes, timeout: Optional[float] = None) -> None:
+        """Bytes the caller formatted itself, in order with every other frame."""
+        with self._wlock:
+            self._write(bytes(data), timeout)
+
+    # ---- closing ------------------------------------------------------------------------
+
+    def close(self, payload: bytes, timeout: Optional[float] = None) -> Optional[bytes]:
+        """The close handshake: our close frame unless sent, then up to ``timeout`` seconds
+        for the peer's (data arriving meanwhile is dropped), then the socket is shut down.
+        Returns the peer's close payload, if it came."""
+        try:
+            self.send_close(payload, timeout)
+        except (WebSocketException, OSError):
+            pass
+        peer = self._proto.peer_close
+        if peer is None:
+            deadline = _deadline(timeout)
+            first = True
+            try:
+                with self._rlock:
+                    while self._proto.peer_close is None and self._proto.bytes_wanted() > 0:
+                        self._proto.discard()
+                        self._fill(deadline, timeout, first)
+                        first = False
+            except (WebSocketException, OSError):
+                pass
+            peer = self._proto.peer_close
+        self.shutdown()
+        return peer  # type: ignore[no-any-return]
+
+    def shutdown(self) -> None:
+        """Shuts the socket down both ways (waking a reader blocked on it) and closes it."""
+        sock = self.sock
+        try:
+            sock.shutdown(socket.SHUT_RDWR)
+        except (OSError, AttributeError, ValueError):
+            pass
+        try:
+            sock.close()
+        except (OSError, AttributeError):
+            pass
+
+
+def open_connection(
+    hostname: str,
+    port: int,
+    resource: str,
+    is_secure: bool,
+    request: Dict[str, Any],
+    protocol: Dict[str, Any],
+    *,
+    user_socket: Any,
+    proxy: Optional[Dict[str, Any]],
+    sockopt: List[Any],
+    sslopt: Dict[str, Any],
+    timeout: Optional[float],
+    send_hook: Optional[Callable[[Any, bytes], int]] = None,
+) -> Union[SocketConnection, Tuple[int, Optional[str]]]:
+    """Connects (or takes ``user_socket`` as is: no proxy, no TLS, as websocket-client),
+    runs the opening handshake over the socket object, and returns the connection, or
+    ``(status, location)`` for a redirect the caller may follow. On failure a socket this
+    function opened is closed."""
+    # Built first: bad options fail before anything is opened.
+    data, key = _native.build_request(hostname, port, resource, is_secure, request)
+    if user_socket is not None:
+        sock = user_socket
+    else:
+        sock = open_stream(hostname, port, is_secure, proxy, sockopt, sslopt, timeout)
+    manage = user_socket is None or timeout is not None
+    try:
+        outcome = exchange(
+            sock, data, key, request.get("subprotocols"), request.get("compression"), timeout if manage else None
+        )
+    except BaseException:
+        if user_socket is None:
+            sock.close()
+        raise
+    if outcome.redirect:
+        if user_socket is None:
+            sock.close()
+        return outcome.status, outcome.location
+    if manage:
+        sock.settimeout(timeout)
+    proto = _native.Protocol(dict(protocol, compression=outcome.compression))
+    conn = SocketConnection(
+        sock,
+        proto,
+        outcome.status,
+        outcome.headers,
+        outcome.subprotocol,
+        outcome.compression,
+        manage_timeout=manage,
+        send_hook=send_hook,
+    )
+    conn.set_skip_utf8(bool(protocol.get("skip_utf8_validation")))
+    return conn
+
+
+def adopt(sock: Any, protocol: Dict[str, Any], send_hook: Optional[Callable[[Any, bytes], int]] = None) -> SocketConnection:
+    """A connection over a socket whose handshake happened elsewhere (assigned to
+    ``ws.sock``): no compression, the socket's timeout left as it is."""
+    conn = SocketConnection(sock, _native.Protocol(dict(protocol, compression=None)), manage_timeout=False, send_hook=send_hook)
+    conn.set_skip_utf8(bool(protocol.get("skip_utf8_validation")))
+    return conn
+

@@ -727,12 +727,20 @@ mod tests {
         records_waiting_before_first_read(1, 100, true).unwrap();
     }
 
-    /// The fuzz target's seed inputs run here too, and an all-zero input ends (every 0 means
-    /// progress).
+    /// Byte schedules (the fuzz target's input) end, an all-zero one too (every 0 means
+    /// progress), and the fuzz target's committed inputs pass (a crash input added to
+    /// fuzz/corpus/transport/ after a fix becomes a regression test here).
     #[test]
     fn byte_schedules_end() {
         for data in [&[][..], &[0u8; 64][..], &[0xFF; 64][..], &[1, 2, 3, 4, 5, 6, 7, 8, 9][..]] {
             run(Choices::from_bytes(data), None).unwrap();
+        }
+        let corpus = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz/corpus/transport");
+        for entry in std::fs::read_dir(&corpus).into_iter().flatten().flatten() {
+            let data = std::fs::read(entry.path()).unwrap();
+            if let Err(e) = run(Choices::from_bytes(&data), None) {
+                panic!("{}: {e}", entry.path().display());
+            }
         }
     }
 }

@@ -2,6 +2,8 @@
 //! deadline and an `Interrupt` check that the bindings implement with Python's signal check.
 
 pub mod keys;
+#[cfg(any(test, fuzzing))]
+pub mod loopback;
 pub mod proxy;
 pub mod socket;
 pub mod stream;

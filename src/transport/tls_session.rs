@@ -129,14 +129,14 @@ impl TlsSession {
         Ok(n)
     }
 
-    /// Whether plaintext or undecrypted wire bytes wait here (a read would not need the
-    /// socket).
+    /// Whether plaintext, undecrypted wire bytes or the peer's close_notify wait here (a read
+    /// would not need the socket).
     pub fn has_buffered(&self) -> bool {
         if !self.inbox.lock().is_empty() {
             return true;
         }
         let mut c = self.conn.lock();
-        c.process_new_packets().map(|s| s.plaintext_bytes_to_read() > 0).unwrap_or(true)
+        c.process_new_packets().map(|s| s.plaintext_bytes_to_read() > 0 || s.peer_has_closed()).unwrap_or(true)
     }
 
     /// Encrypts `plaintext` into wire bytes.

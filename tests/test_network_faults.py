@@ -15,15 +15,20 @@ each direction (silence: no FIN, no RST, nothing read) and come back:
 
 The first tests check the proxy itself (latency without throttling, blackhole silence,
 stall, coming back, no leaks), so that a fault test cannot pass because the fault was not
-there.
+there. The last test uses real packet loss: 5% of the packets dropped by nftables between
+two network namespaces (netns_link.py); it needs root, ``ip`` and ``nft``, and is skipped,
+saying so, without them.
 
 Everything goes through the public API only (``create_connection``, ``WebSocketApp``).
 """
 
 from __future__ import annotations
 
+import json
 import os
 import socket
+import subprocess
+import sys
 import threading
 import time
 import uuid
@@ -38,9 +43,11 @@ from websocket import (
 )
 from app_servers import AppThread, Recorder
 from fault_proxy import C2S, S2C, FaultProxy
+import netns_link
 from servers import ScriptedServer, echo_once, numbered_message as message
 
 STRICT = hasattr(websocket, "_native")
+HERE = os.path.dirname(os.path.abspath(__file__))
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -440,3 +447,54 @@ def test_pipelined_messages_over_200ms_latency(endpoint, fault_proxy):
     assert endpoint.server.wait_close(path, timeout=5) == (1000, "")
     assert 0.38 <= close_elapsed < 2.5, close_elapsed
 
+
+# -- 4. real packet loss (network namespaces, nftables) ------------------------------------
+
+@pytest.fixture
+def lossy_link():
+    why = netns_link.missing_requirements()
+    if why is not None:
+        pytest.skip(f"packet loss test: {why}")
+    link = netns_link.LossyLink(loss_percent=5)
+    yield link
+    link.close()
+
+
+def test_pipelined_messages_over_5_percent_packet_loss(lossy_link, child_env):
+    """The client in one namespace, the echo server in another, 5% of the packets dropped
+    at random each way (data and ACKs): TCP retransmits, and 1,000 pipelined messages still
+    come back intact and in order."""
+    port = 8765
+    server = subprocess.Popen(
+        lossy_link.argv("server", sys.executable, os.path.join(HERE, "app_servers.py"), "echo",
+                        str(port), netns_link.SERVER_ADDR),
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=child_env,
+    )
+    try:
+        assert server.stdout.readline().strip() == "ready"
+        client = subprocess.run(
+            lossy_link.argv("client", sys.executable, netns_link.__file__, "client",
+                            f"ws://{netns_link.SERVER_ADDR}:{port}/", "1000"),
+            capture_output=True, text=True, env=child_env, timeout=150,
+        )
+    finally:
+        server.stdin.close()
+        try:
+            server.wait(10)
+        except subprocess.TimeoutExpired:
+            server.kill()
+            server.wait()
+        server.stdout.close()
+    assert client.returncode == 0, client.stderr
+    result = json.loads(client.stdout.strip().splitlines()[-1])
+    stats = lossy_link.stats()
+    packets = sum(v["packets"] for v in stats.values())
+    dropped = sum(v["dropped"] for v in stats.values())
+    print(f"\n1000 messages over 5% loss: {result}; packets in/dropped: {stats} "
+          f"({100 * dropped / packets:.1f}% lost)")
+    assert result["ok"], result
+    assert result["received"] == 1000
+    # The loss was real, both ways, and about what was asked for (thousands of packets:
+    # 5% +- 0.5%).
+    assert stats["client"]["dropped"] > 0 and stats["server"]["dropped"] > 0, stats
+    assert 0.025 < dropped / packets < 0.10, stats

@@ -67,6 +67,15 @@ def check_sink_message(msg) -> bool:
     return body == chr(ord("a") + (tid + seq) % 26) * size
 
 
+def numbered_message(i: int):
+    """Message ``i`` of a sequence: text for even numbers, binary for odd ones, 22 bytes to
+    about 4 KiB, carrying its sequence number and a checksum of its body (so a lost,
+    duplicated, reordered or damaged message is seen and named)."""
+    body = hashlib.sha256(str(i).encode()).hexdigest() * (i * 37 % 64)
+    text = f"{i:04d}:{hashlib.sha256(body.encode()).hexdigest()[:16]}:{body}"
+    return text if i % 2 == 0 else text.encode()
+
+
 # ----------------------------------------------------------------------------------------
 # Frame helpers (server side: frames are unmasked unless a mask is given)
 # ----------------------------------------------------------------------------------------

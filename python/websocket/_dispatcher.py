@@ -26,7 +26,8 @@ from ._socket import send
 if TYPE_CHECKING:
     from ._app import WebSocketApp
 
-__all__ = ["DispatcherBase", "Dispatcher", "SSLDispatcher", "WrappedDispatcher"]
+# No ``__all__``, as in websocket-client: ``from websocket._dispatcher import *`` binds every
+# public name, the imports included (``send``, ``info``, ``selectors``, ``Callable``, ...).
 
 _Number = Union[float, int]
 

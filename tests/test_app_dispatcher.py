@@ -239,6 +239,40 @@ def test_http_no_proxy_bypasses_the_proxy(echo_url, closed_port):
     assert rec.named("on_message") == [("direct",)]
 
 
+def test_ssl_dispatcher_select_results():
+    """SSLDispatcher.select: ``[sock]`` when the TLS layer has bytes pending, without waiting;
+    otherwise the first selector result's key, or None when nothing is ready."""
+
+    class Sock:
+        def __init__(self, pending):
+            self._pending = pending
+
+        def pending(self):
+            return self._pending
+
+    class Selector:
+        def __init__(self, ready):
+            self.ready = ready
+            self.waits = []
+
+        def select(self, timeout):
+            self.waits.append(timeout)
+            return self.ready
+
+    app = WebSocketApp("wss://example.invalid/")
+    app.sock = type("WS", (), {})()
+    dispatcher = websocket._dispatcher.SSLDispatcher(app, 5.0)
+    app.sock.sock = Sock(True)
+    sel = Selector([])
+    assert dispatcher.select(None, sel) == [app.sock.sock]
+    assert sel.waits == []
+    app.sock.sock = Sock(False)
+    assert dispatcher.select(None, Selector([("key", 1)])) == "key"
+    sel = Selector([])
+    assert dispatcher.select(None, sel) is None
+    assert sel.waits == [5.0]
+
+
 def test_custom_dispatcher_fragments(scripted):
     from app_servers import fragments_script
 

@@ -213,7 +213,8 @@ def dump():
             "all": None if star is None else sorted(star),
             "star": sorted(star if star is not None else (n for n in vars(module) if not n.startswith("_"))),
         }
-    return {"modules": out, "file": importlib.import_module("websocket").__file__}
+    package = importlib.import_module("websocket")
+    return {"modules": out, "file": package.__file__, "native": hasattr(package, "_native")}
 
 
 if __name__ == "__main__":

@@ -165,7 +165,8 @@ def test_unusable_dispatcher_is_refused():
 
 
 def test_rel_dispatcher(echo_url):
-    rel = pytest.importorskip("rel")
+    import rel  # requirements-test.txt (the reference venv of scripts/test installs it too)
+
     rec = Recorder()
 
     def on_message(ws, msg):
@@ -188,12 +189,6 @@ def test_rel_dispatcher(echo_url):
 
 # ---- proxies -------------------------------------------------------------------------------
 
-def _skip_if_core_has_no_proxy(rec):
-    for (e,) in rec.named("on_error"):
-        if "not implemented" in str(e):
-            pytest.skip("the core does not implement proxies yet")
-
-
 @ours_only
 def test_http_proxy_without_proxy_type(echo_url):
     """websocket-client 1.9.2 fails here: 'Only http, socks4, socks5 proxy protocols are
@@ -204,7 +199,6 @@ def test_http_proxy_without_proxy_type(echo_url):
         app = WebSocketApp(echo_url + "/", on_open=lambda ws: ws.send("through"),
                            **rec.callbacks("on_message", "on_error", on_message=lambda ws, m: ws.close()))
         result = app.run_forever(http_proxy_host="127.0.0.1", http_proxy_port=proxy.port)
-        _skip_if_core_has_no_proxy(rec)
         assert rec.named("on_error") == []
         assert result is False
         assert rec.named("on_message") == [("through",)]
@@ -220,7 +214,6 @@ def test_http_proxy_with_proxy_type(echo_url):
         app = WebSocketApp(echo_url + "/", on_open=lambda ws: ws.send("through"),
                            **rec.callbacks("on_message", "on_error", on_message=lambda ws, m: ws.close()))
         app.run_forever(http_proxy_host="127.0.0.1", http_proxy_port=proxy.port, proxy_type="http")
-        _skip_if_core_has_no_proxy(rec)
         assert rec.named("on_error") == []
         assert rec.named("on_message") == [("through",)]
         assert len(proxy.targets) == 1
@@ -234,9 +227,42 @@ def test_http_no_proxy_bypasses_the_proxy(echo_url, closed_port):
                        **rec.callbacks("on_message", "on_error", on_message=lambda ws, m: ws.close()))
     app.run_forever(http_proxy_host="127.0.0.1", http_proxy_port=closed_port,
                     http_no_proxy=["127.0.0.1"], proxy_type="http")
-    _skip_if_core_has_no_proxy(rec)
     assert rec.named("on_error") == []
     assert rec.named("on_message") == [("direct",)]
+
+
+def test_ssl_dispatcher_select_results():
+    """SSLDispatcher.select: ``[sock]`` when the TLS layer has bytes pending, without waiting;
+    otherwise the first selector result's key, or None when nothing is ready."""
+
+    class Sock:
+        def __init__(self, pending):
+            self._pending = pending
+
+        def pending(self):
+            return self._pending
+
+    class Selector:
+        def __init__(self, ready):
+            self.ready = ready
+            self.waits = []
+
+        def select(self, timeout):
+            self.waits.append(timeout)
+            return self.ready
+
+    app = WebSocketApp("wss://example.invalid/")
+    app.sock = type("WS", (), {})()
+    dispatcher = websocket._dispatcher.SSLDispatcher(app, 5.0)
+    app.sock.sock = Sock(True)
+    sel = Selector([])
+    assert dispatcher.select(None, sel) == [app.sock.sock]
+    assert sel.waits == []
+    app.sock.sock = Sock(False)
+    assert dispatcher.select(None, Selector([("key", 1)])) == "key"
+    sel = Selector([])
+    assert dispatcher.select(None, sel) is None
+    assert sel.waits == [5.0]
 
 
 def test_custom_dispatcher_fragments(scripted):

@@ -54,7 +54,8 @@ def server_factory(tls_ca):
 
 @pytest.fixture(scope="module")
 def other_ca():
-    trustme = pytest.importorskip("trustme")
+    import trustme
+
     return trustme.CA()
 
 
@@ -216,7 +217,6 @@ def _encrypted_key(leaf, fmt, password):
 @pytest.mark.parametrize("fmt", ["pkcs8", "traditional"])
 @pytest.mark.parametrize("password", ["s3cret", b"s3cret", lambda: "s3cret"], ids=["str", "bytes", "callable"])
 def test_encrypted_client_key(mtls_server, ca_file, client_cert, tmp_path, fmt, password):
-    pytest.importorskip("cryptography")
     keyfile = tmp_path / f"enc-{fmt}.key"
     keyfile.write_bytes(_encrypted_key(client_cert["leaf"], fmt, b"s3cret"))
     assert b"ENCRYPTED" in keyfile.read_bytes()
@@ -226,7 +226,6 @@ def test_encrypted_client_key(mtls_server, ca_file, client_cert, tmp_path, fmt, 
 
 @pytest.mark.parametrize("fmt", ["pkcs8", "traditional"])
 def test_encrypted_client_key_wrong_or_no_password(mtls_server, ca_file, client_cert, tmp_path, fmt, ws_driver):
-    pytest.importorskip("cryptography")
     keyfile = tmp_path / f"enc-{fmt}.key"
     keyfile.write_bytes(_encrypted_key(client_cert["leaf"], fmt, b"s3cret"))
     base = {"ca_certs": ca_file, "certfile": client_cert["cert"], "keyfile": str(keyfile)}
@@ -238,7 +237,6 @@ def test_encrypted_client_key_wrong_or_no_password(mtls_server, ca_file, client_
 
 
 def test_encrypted_key_in_cert_chain(mtls_server, ca_file, client_cert, tmp_path):
-    pytest.importorskip("cryptography")
     keyfile = tmp_path / "enc.key"
     keyfile.write_bytes(_encrypted_key(client_cert["leaf"], "pkcs8", b"pw"))
     sslopt = {"ca_certs": ca_file, "cert_chain": (client_cert["cert"], str(keyfile), "pw")}

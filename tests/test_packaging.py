@@ -81,8 +81,7 @@ def test_sdist_installs_into_a_fresh_venv(tmp_path, echo_url):
     if shutil.which("cargo") is None:
         pytest.skip("cargo is not installed")
     maturin = shutil.which("maturin", path=os.path.dirname(sys.executable)) or shutil.which("maturin")
-    if maturin is None:
-        pytest.skip("maturin is not installed (requirements-test.txt)")
+    assert maturin is not None, "maturin is not installed (requirements-test.txt)"
 
     env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "VIRTUAL_ENV")}
     env["CARGO_TARGET_DIR"] = _target_dir()

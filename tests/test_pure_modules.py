@@ -11,8 +11,12 @@ they must fail there, and plain tests here.
 
 from __future__ import annotations
 
+import array
+import builtins
 import errno
+import http
 import io
+import itertools
 import logging
 import os
 import socket
@@ -262,6 +266,19 @@ def test_mask_accepts_str_and_none() -> None:
     assert ABNF.mask(KEY, "\xe9") == naive_mask(KEY, b"\xe9")
     assert ABNF.mask(KEY, None) == b""
     assert ABNF.mask(KEY, bytearray(b"xyz")) == naive_mask(KEY, b"xyz")
+
+
+def test_module_mask_helper() -> None:
+    """websocket-client's ``_abnf._mask`` (arrays of bytes in, bytes out) stays importable."""
+    data = os.urandom(1001)
+    key_array, data_array = array.array("B", KEY), array.array("B", data)
+    assert _abnf._mask(key_array, data_array) == naive_mask(KEY, data)
+    assert _abnf._mask(KEY, data) == naive_mask(KEY, data)
+    assert _abnf._mask(key_array, array.array("B")) == b""
+    # Its key stream is len(data) // 4 keys plus a partial one: an empty key masks nothing.
+    assert _abnf._mask(b"", b"hello") == b"hello"
+    assert _abnf.native_byteorder == sys.byteorder
+    assert _abnf.array is array
 
 
 @ours_only
@@ -547,6 +564,36 @@ def test_validate_utf8_fallback_and_native_agree() -> None:
             expected = False
         assert _utils._validate_utf8_py(sample) is expected
         assert _utils.validate_utf8(sample) is expected
+
+
+def test_utf8_automaton_helpers() -> None:
+    """``_UTF8D``/``_decode``/``_validate_utf8``: websocket-client's pure-Python validator
+    (Hoehrmann's automaton), which accepts data that ends inside a sequence."""
+    assert len(_utils._UTF8D) == 256 + 9 * 12
+    assert (_utils._UTF8_ACCEPT, _utils._UTF8_REJECT) == (0, 12)
+
+    def run(data: bytes) -> Tuple[int, int]:
+        state, codep = _utils._UTF8_ACCEPT, 0
+        for byte in data:
+            state, codep = _utils._decode(state, codep, byte)
+            if state == _utils._UTF8_REJECT:
+                break
+        return state, codep
+
+    assert run("\u20ac".encode()) == (0, 0x20AC)
+    assert run("\U0001f600".encode()) == (0, 0x1F600)
+    assert run(b"\xe2\x82")[0] not in (_utils._UTF8_ACCEPT, _utils._UTF8_REJECT)
+    assert _utils._validate_utf8(b"\xe2\x82") is True
+    assert _utils._validate_utf8(b"ok\x80") is False
+    # Every short sequence of boundary bytes: the validator fails exactly when the
+    # automaton reaches the reject state.
+    edges = [0x00, 0x7F, 0x80, 0x8F, 0x90, 0x9F, 0xA0, 0xBF, 0xC0, 0xC1, 0xC2, 0xDF, 0xE0,
+             0xE1, 0xEC, 0xED, 0xEE, 0xEF, 0xF0, 0xF1, 0xF3, 0xF4, 0xF5, 0xFF]
+    for n in (1, 2, 3):
+        for seq in itertools.product(edges, repeat=n):
+            data = bytes(seq)
+            expected = run(data)[0] != _utils._UTF8_REJECT
+            assert _utils._validate_utf8(data) is expected, data
 
 
 def test_extract_err_message_and_code() -> None:
@@ -982,6 +1029,7 @@ def trace_off() -> Iterator[None]:
 
 
 def test_logger_has_null_handler() -> None:
+    assert _logging.NullHandler is logging.NullHandler
     logger = logging.getLogger("websocket")
     assert any(isinstance(h, logging.NullHandler) for h in logger.handlers)
     assert _logging.__all__ == [
@@ -1109,6 +1157,42 @@ def test_handshake_response(monkeypatch: pytest.MonkeyPatch) -> None:
     assert jar.get("ws.example.com") == "sid=abc"
 
 
+def test_ssl_compat_type_placeholders() -> None:
+    # websocket-client imports these for type hints only: None at run time.
+    for name in ("_ssl_module", "_SSLErrorType", "_SSLEOFErrorType", "_SSLWantReadErrorType",
+                 "_SSLWantWriteErrorType"):
+        assert getattr(_ssl_compat, name) is None
+
+
 def test_cookiejar_module_exports() -> None:
     assert _cookiejar.SimpleCookieJar is SimpleCookieJar
+    assert _cookiejar.http is http
+    namespace: dict[str, Any] = {}
+    exec("from websocket._cookiejar import *", namespace)
+    assert {"SimpleCookieJar", "Optional", "http"} <= set(namespace)
     assert _exceptions.WebSocketException is WebSocketException
+
+
+# ---------------------------------------------------------------------- wsdump leftovers
+
+
+def test_wsdump_console_classes(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    """websocket-client's wsdump helpers stay importable and behave as there."""
+    import argparse
+    import code
+
+    from websocket import _wsdump
+
+    assert _wsdump.OPCODE_DATA == (ABNF.OPCODE_TEXT, ABNF.OPCODE_BINARY)
+    assert issubclass(_wsdump.InteractiveConsole, code.InteractiveConsole)
+    monkeypatch.setattr(builtins, "input", lambda prompt="": "caf\u00e9" + prompt)
+    assert _wsdump.RawInput().raw_input("?") == "caf\u00e9?".encode()
+    assert _wsdump.InteractiveConsole().read() == "caf\u00e9> ".encode()
+    assert _wsdump.NonInteractive().read() == "caf\u00e9".encode()
+    _wsdump.InteractiveConsole().write("hi")
+    _wsdump.NonInteractive().write("yo")
+    assert capsys.readouterr().out == "\x1b[2K\x1b[E\x1b[34m< hi\x1b[39m\n> yo\n"
+    parser = argparse.ArgumentParser()
+    parser.add_argument("-v", nargs="?", default=0, action=_wsdump.VAction)
+    levels = [parser.parse_args(a).v for a in ([], ["-v"], ["-v", "3"], ["-vv"], ["-v", "vvv"])]
+    assert levels == [0, 1, 3, 2, 4]

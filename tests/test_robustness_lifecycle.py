@@ -183,9 +183,6 @@ sys.exit(3)
 
 
 def test_interpreter_exits_promptly_with_run_forever_in_a_daemon_thread(hostile, child_env):
-    app_module = pytest.importorskip("websocket._app")
-    if not hasattr(app_module, "WebSocketApp"):
-        pytest.skip("no WebSocketApp yet")
     srv = hostile(hs.ignore_close)
     code = """
 import threading, time, websocket

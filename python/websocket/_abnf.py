@@ -9,6 +9,7 @@ fragmented messages). Masking and UTF-8 validation call the native helpers of
 
 from __future__ import annotations
 
+import array
 import os
 import struct
 import sys
@@ -101,6 +102,29 @@ def _xor_mask_py(key: bytes, data: bytes) -> bytes:
     order = sys.byteorder
     value = int.from_bytes(data, order) ^ int.from_bytes(stream, order)
     return value.to_bytes(n, order)
+
+
+# websocket-client's module-level masking helper and the byte order it uses, kept for code
+# that imports them (ABNF.mask does not go through them).
+native_byteorder = sys.byteorder
+
+
+def _mask(
+    mask_value: Union["array.array[int]", bytes, bytearray],
+    data_value: Union["array.array[int]", bytes, bytearray],
+) -> bytes:
+    """XOR ``data_value`` with ``mask_value`` repeated every 4 bytes (both ``array('B')`` or
+    bytes-like), as websocket-client's ``_mask``: the key stream is ``len(data) // 4`` copies
+    of the key followed by its first ``len(data) % 4`` bytes, so a key that is not 4 bytes
+    long gives that function's results (an empty key leaves the data as it is)."""
+    key = bytes(mask_value)
+    data = bytes(data_value)
+    if len(key) == 4 and _native_apply_mask is not None:
+        return _native_apply_mask(key, data)
+    n = len(data)
+    stream = key * (n // 4) + key[: n % 4]
+    value = int.from_bytes(data, native_byteorder) ^ int.from_bytes(stream, native_byteorder)
+    return value.to_bytes(n, native_byteorder)
 
 
 def _rsv_bits_ok(*bits: Any) -> bool:

@@ -7,10 +7,12 @@ websocket-client 1.9.2's ``SimpleCookieJar``; it is not a full RFC 6265 jar.
 
 from __future__ import annotations
 
+import http.cookies
 from http.cookies import SimpleCookie
 from typing import Dict, Iterator, Optional
 
-__all__ = ["SimpleCookieJar"]
+# No ``__all__``, as in websocket-client: ``from websocket._cookiejar import *`` binds every
+# public name (``SimpleCookieJar``, and the ``http`` and ``Optional`` imports).
 
 
 def _domain_key(domain: str) -> str:

@@ -26,7 +26,8 @@ from ._socket import send
 if TYPE_CHECKING:
     from ._app import WebSocketApp
 
-__all__ = ["DispatcherBase", "Dispatcher", "SSLDispatcher", "WrappedDispatcher"]
+# No ``__all__``, as in websocket-client: ``from websocket._dispatcher import *`` binds every
+# public name, the imports included (``send``, ``info``, ``selectors``, ``Callable``, ...).
 
 _Number = Union[float, int]
 
@@ -97,12 +98,14 @@ class SSLDispatcher(Dispatcher):
         return self.select(sock, sel)
 
     def select(self, sock: Any, sel: selectors.BaseSelector) -> Any:
-        """The readable socket, or None after ``ping_timeout`` seconds."""
+        """Something true when the app's socket can be read, None after ``ping_timeout``
+        seconds: as in websocket-client, ``[sock]`` when TLS has bytes pending, else the
+        selector key of the first ready socket."""
         ws = self.app.sock
         if ws is None or ws.sock is None:
             return None
         if ws.sock.pending():
-            return ws.sock
+            return [ws.sock]
         ready = sel.select(self.ping_timeout)
         return ready[0][0] if ready else None
 

@@ -9,6 +9,7 @@ configures logging or calls :func:`enableTrace`. Frame and handshake dumps (``tr
 from __future__ import annotations
 
 import logging
+from logging import NullHandler  # a module attribute in websocket-client too
 from typing import Optional, Union
 
 from ._utils import _load_native
@@ -26,7 +27,7 @@ __all__ = [
 ]
 
 _logger = logging.getLogger("websocket")
-_logger.addHandler(logging.NullHandler())
+_logger.addHandler(NullHandler())
 
 _traceEnabled = False
 _trace_handler: Optional[logging.Handler] = None

@@ -37,3 +37,11 @@ except ImportError:  # a Python built without OpenSSL
 
     ssl = None  # type: ignore[assignment]
     HAVE_SSL = False
+
+# websocket-client imports these from ``ssl`` for its type hints only; at run time they are
+# None there, and code may still import them from this module.
+_ssl_module = None
+_SSLErrorType = None
+_SSLEOFErrorType = None
+_SSLWantReadErrorType = None
+_SSLWantWriteErrorType = None

@@ -14,6 +14,7 @@ opcode, 2: also trace the connection), ``-n/--nocert``, ``-r/--raw``, ``-s/--sub
 from __future__ import annotations
 
 import argparse
+import code
 import gzip
 import os
 import signal
@@ -23,25 +24,37 @@ import threading
 import time
 import zlib
 from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
-from urllib.parse import unquote, urlsplit
+from urllib.parse import unquote, urlparse, urlsplit
+
+import websocket
 
 from . import _logging
 from ._abnf import ABNF
 from ._core import WebSocket, create_connection
 from ._exceptions import WebSocketConnectionClosedException, WebSocketException
 
-__all__ = ["main", "parse_args"]
+try:
+    import readline  # noqa: F401  (line editing and history for input(), as in the reference)
+except ImportError:  # pragma: no cover - Windows without pyreadline
+    pass
+
+# No ``__all__``, as in websocket-client: every public name is star-exported. The names of
+# websocket-client's wsdump that this tool does not use itself (``OPCODE_DATA``,
+# ``RawInput``, ``InteractiveConsole``, ``NonInteractive``, ``urlparse``, ``code``) are kept
+# for code that imports them.
 
 _PROXY_TYPES = ("http", "socks4", "socks4a", "socks5", "socks5h")
 
+OPCODE_DATA = (ABNF.OPCODE_TEXT, ABNF.OPCODE_BINARY)
 
-class _Verbosity(argparse.Action):
+
+class VAction(argparse.Action):
     """``-v`` alone is 1, ``-v 2`` is 2, ``-vv`` is 2 (as in the reference)."""
 
     def __call__(
         self,
         parser: argparse.ArgumentParser,
-        namespace: argparse.Namespace,
+        args: argparse.Namespace,
         values: Union[str, Sequence[Any], None],
         option_string: Optional[str] = None,
     ) -> None:
@@ -50,7 +63,40 @@ class _Verbosity(argparse.Action):
             level = int(text)
         except ValueError:
             level = text.count("v") + 1
-        setattr(namespace, self.dest, level)
+        setattr(args, self.dest, level)
+
+
+class RawInput:
+    """websocket-client's line reader: ``raw_input`` returns the line typed as UTF-8 bytes."""
+
+    def raw_input(self, prompt: str = "") -> bytes:
+        return input(prompt).encode("utf-8")
+
+
+# RawInput.raw_input returns bytes where code.InteractiveConsole's returns str: the
+# reference's class has the same clash, and nothing here calls the base class's version.
+class InteractiveConsole(RawInput, code.InteractiveConsole):  # type: ignore[misc]
+    """websocket-client's terminal console: ``write`` prints a message in blue on a fresh
+    line and a new ``> `` prompt, ``read`` returns the next line typed as bytes. (``wsdump``
+    itself uses a console that also redraws what was being typed.)"""
+
+    def write(self, data: str) -> None:
+        sys.stdout.write("\033[2K\033[E\033[34m< " + data + "\033[39m\n> ")
+        sys.stdout.flush()
+
+    def read(self) -> bytes:
+        return self.raw_input("> ")
+
+
+class NonInteractive(RawInput):
+    """websocket-client's console for ``--raw``: bare lines out, lines without a prompt in."""
+
+    def write(self, data: str) -> None:
+        sys.stdout.write(data + "\n")
+        sys.stdout.flush()
+
+    def read(self) -> bytes:
+        return self.raw_input("")
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -70,7 +116,7 @@ def _parser() -> argparse.ArgumentParser:
         "--verbose",
         default=0,
         nargs="?",
-        action=_Verbosity,
+        action=VAction,
         help="verbose mode: 1 shows the opcode of each message, 2 also traces the "
         "connection (handshake and frames)",
     )

@@ -44,6 +44,7 @@ _LOST = "Connection to remote host was lost."
 _RESETS = (ConnectionResetError, ConnectionAbortedError, BrokenPipeError)
 # What a read on a socket with a timeout of 0 raises when nothing is there.
 _WOULD_BLOCK: Tuple[Type[BaseException], ...] = (BlockingIOError,) + ((ssl.SSLWantReadError,) if ssl is not None else ())
+_WOULD_BLOCK_WRITE: Tuple[Type[BaseException], ...] = (BlockingIOError,) + ((ssl.SSLWantWriteError,) if ssl is not None else ())
 
 
 def _deadline(timeout: Optional[float]) -> Optional[float]:
@@ -78,6 +79,8 @@ class SocketConnection:
         self._manage_timeout = manage_timeout and hasattr(sock, "settimeout")
         self._timeout_set: Any = object()
         self._send_hook = send_hook
+        # What a write that timed out part-way left unsent (see _write).
+        self._pending = b""
         self._rlock = threading.Lock()
         self._wlock = threading.Lock()
         self._skip_utf8 = False
@@ -148,17 +151,27 @@ class SocketConnection:
 
     def _write(self, data: bytes, timeout: Optional[float]) -> None:
         """Writes all of ``data`` (the write lock held by the caller); the deadline moves
-        with every progress, like a socket timeout."""
+        with every progress, like a socket timeout. A frame is never cut by another: what a
+        write that timed out (or was interrupted) left goes first at the next write, then
+        ``data``, which was encoded already (the compressor moved past it)."""
+        if self._pending:
+            data, self._pending = self._pending + data, b""
         send = self._send_hook
-        while data:
-            self._arm(_deadline(timeout), timeout)
-            try:
-                n = send(self.sock, data) if send is not None else _sock_send(self.sock, data)
-            except _RESETS as e:
-                raise WebSocketConnectionClosedException(f"{_LOST} ({e})") from None
-            if n == 0 and send is None:
-                raise WebSocketTimeoutException("Connection timed out")
-            data = data[n:]
+        try:
+            while data:
+                self._arm(_deadline(timeout), timeout)
+                try:
+                    n = send(self.sock, data) if send is not None else _sock_send(self.sock, data)
+                except _RESETS as e:
+                    raise WebSocketConnectionClosedException(f"{_LOST} ({e})") from None
+                except _WOULD_BLOCK_WRITE:
+                    n = 0
+                if n == 0 and send is None:
+                    raise WebSocketTimeoutException("Connection timed out")
+                data = data[n:]
+        finally:
+            if data:
+                self._pending = data
 
     def _fill(self, deadline: Optional[float], timeout: Optional[float], first: bool = True) -> None:
         """One read of at most the rest of the frame in progress (the read lock held),
@@ -278,13 +291,15 @@ class SocketConnection:
         """The close handshake: our close frame unless sent, then up to ``timeout`` seconds
         for the peer's (data arriving meanwhile is dropped), then the socket is shut down.
         Returns the peer's close payload, if it came."""
+        deadline = _deadline(timeout)
         try:
             self.send_close(payload, timeout)
+            sent = True
         except (WebSocketException, OSError):
-            pass
+            # Our close frame did not go out: the peer cannot answer it.
+            sent = False
         peer = self._proto.peer_close
-        if peer is None:
-            deadline = _deadline(timeout)
+        if peer is None and sent:
             first = True
             try:
                 with self._rlock:

@@ -186,12 +186,7 @@ impl Connection {
     fn close<'py>(&self, py: Python<'py>, payload: &[u8], timeout: Option<f64>) -> PyResult<Option<Bound<'py, PyBytes>>> {
         let timeout = secs(timeout)?;
         let conn = &self.conn;
-        let peer = blocking(py, |check| {
-            let _ = conn.send_close(payload, timeout, check);
-            let peer = conn.await_peer_close(timeout, check);
-            conn.shutdown();
-            Ok(peer)
-        })?;
+        let peer = blocking(py, |check| Ok(conn.close(payload, timeout, check)))?;
         Ok(peer.map(|p| PyBytes::new(py, &p)))
     }
 

@@ -597,17 +597,47 @@ impl Conn {
 
     /// Writes what `w.scratch` holds (or `plain`), after any bytes still pending, under the
     /// write lock; the scratch buffer is released when it grew large.
+    ///
+    /// A frame is never cut by another: when a write times out (or is interrupted) part-way,
+    /// what is left of it stays in `pending`, goes out first at the next write, and the
+    /// reactor sends it meanwhile once the socket takes it. The frame being written when
+    /// that happens goes out too, whole: it was encoded (the compressor and the TLS record
+    /// sequence have moved past it), so dropping it would corrupt the stream.
     fn write_locked(&self, w: &mut WriteSide, plain: Option<&[u8]>, timeout: Option<Duration>, interrupt: Interrupt<'_>) -> Result<(), Error> {
-        if !w.pending.is_empty() {
-            let pending = std::mem::take(&mut w.pending);
-            self.stream.send_wire(&pending, timeout, interrupt)?;
-        }
-        let res = match self.stream.seal(plain.unwrap_or(&w.scratch)) {
-            Ok(wire) => self.stream.send_wire(&wire, timeout, interrupt),
-            Err(e) => Err(e),
+        let scratch = std::mem::take(&mut w.scratch);
+        let wire = match self.stream.seal(plain.unwrap_or(&scratch)) {
+            Ok(wire) => wire,
+            Err(e) => return Err(e.into()),
         };
-        if w.scratch.capacity() > KEEP_CAPACITY {
-            w.scratch = Vec::new();
+        let mut res = Ok(());
+        if !w.pending.is_empty() {
+            let mut sent = 0;
+            res = self.stream.send_wire_counted(&w.pending, &mut sent, timeout, interrupt);
+            w.pending.drain(..sent);
+        }
+        if res.is_ok() {
+            let mut sent = 0;
+            res = self.stream.send_wire_counted(&wire, &mut sent, timeout, interrupt);
+            if res.is_err() {
+                w.pending.extend_from_slice(&wire[sent..]);
+            }
+        } else {
+            w.pending.extend_from_slice(&wire);
+        }
+        if res.is_err() && !w.pending.is_empty() {
+            self.want_write.store(true, Ordering::Release);
+            if let Some(mut st) = self.read.try_lock() {
+                if !st.reading && !st.stopped() {
+                    self.arm_now(&mut st);
+                }
+            }
+        }
+        if w.pending.capacity() > KEEP_CAPACITY && w.pending.is_empty() {
+            w.pending = Vec::new();
+        }
+        drop(wire);
+        if scratch.capacity() <= KEEP_CAPACITY {
+            w.scratch = scratch;
         }
         Ok(res?)
     }
@@ -760,6 +790,20 @@ impl Conn {
     }
 
     // ---- closing ------------------------------------------------------------------------
+
+    /// The close handshake within one deadline: our close frame (unless sent), the peer's
+    /// (data arriving meanwhile is dropped), then the socket is shut down. When our frame
+    /// could not be written the peer cannot answer it, so nothing is waited for. Returns the
+    /// peer's close payload, if it came.
+    pub fn close(self: &Arc<Self>, payload: &[u8], timeout: Option<Duration>, interrupt: Interrupt<'_>) -> Option<Vec<u8>> {
+        let deadline = Deadline::after(timeout);
+        let peer = match self.send_close(payload, timeout, interrupt) {
+            Ok(_) => self.await_peer_close(deadline.remaining(), interrupt),
+            Err(_) => self.peer_close(),
+        };
+        self.shutdown();
+        peer
+    }
 
     /// Waits for the peer's close frame; returns its payload, or None on timeout/EOF.
     pub fn await_peer_close(self: &Arc<Self>, timeout: Option<Duration>, interrupt: Interrupt<'_>) -> Option<Vec<u8>> {

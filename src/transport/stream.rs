@@ -173,12 +173,24 @@ impl<R: RawIo> Stream<R> {
 
     /// Sends wire bytes, waiting as needed; the deadline is pushed back on every progress,
     /// like a socket timeout.
-    pub fn send_wire(&self, mut wire: &[u8], timeout: Option<std::time::Duration>, interrupt: Interrupt<'_>) -> Result<(), NetError> {
+    pub fn send_wire(&self, wire: &[u8], timeout: Option<std::time::Duration>, interrupt: Interrupt<'_>) -> Result<(), NetError> {
+        self.send_wire_counted(wire, &mut 0, timeout, interrupt)
+    }
+
+    /// `send_wire`, counting in `sent` how much went out (all of it on success; on an
+    /// error, the caller keeps the rest).
+    pub fn send_wire_counted(
+        &self,
+        wire: &[u8],
+        sent: &mut usize,
+        timeout: Option<std::time::Duration>,
+        interrupt: Interrupt<'_>,
+    ) -> Result<(), NetError> {
         let mut deadline = Deadline::after(timeout);
-        while !wire.is_empty() {
-            match self.raw.write(wire, Wait::Slice) {
+        while *sent < wire.len() {
+            match self.raw.write(&wire[*sent..], Wait::Slice) {
                 Ok(n) => {
-                    wire = &wire[n..];
+                    *sent += n;
                     deadline = Deadline::after(timeout);
                 }
                 Err(e) if sys::is_would_block(&e) || e.kind() == std::io::ErrorKind::Interrupted => {

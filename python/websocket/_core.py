@@ -15,7 +15,8 @@ from __future__ import annotations
 import socket
 import struct
 import threading
-from typing import Any, Callable, Dict, Iterator, List, Optional, Tuple, Type, Union
+import time
+from typing import Any, Callable, Dict, Iterator, List, NamedTuple, Optional, Tuple, Type, Union
 from urllib.parse import urljoin
 
 from . import _logging
@@ -23,21 +24,64 @@ from . import _native
 from . import _driver
 from . import _socket_driver
 from ._abnf import ABNF, STATUS_NORMAL, continuous_frame, frame_buffer
+from ._dispatcher import DispatcherBase, WrappedDispatcher  # noqa: F401
 from ._exceptions import (
     WebSocketConnectionClosedException,
     WebSocketException,
     WebSocketProtocolException,
+    WebSocketTimeoutException,
 )
-from ._handshake import compression_offer, handshake_response, request_options, response_headers
+from ._handshake import (
+    SUPPORTED_REDIRECT_STATUSES,
+    compression_offer,
+    handshake,
+    handshake_response,
+    request_options,
+    response_headers,
+)
+from ._http import connect, proxy_info
+from ._logging import debug, error, isEnabledForError, isEnabledForTrace, trace  # noqa: F401
 from ._proxy import resolve_proxy
-from ._socket import getdefaulttimeout, sock_opt
-from ._socket import recv as _socket_recv
+from ._socket import getdefaulttimeout, recv, send, sock_opt
 from ._ssl_compat import ssl
 from ._ssl_options import tls_options
 from ._url import parse_url
 from ._utils import NoLock
 
 __all__ = ["WebSocket", "create_connection"]
+
+# The Python-socket driver connects through these module names, as websocket-client does:
+# code that replaces them (tests mocking the socket layer) gets its own used (see _driver).
+_HELPERS = (connect, handshake)
+
+
+def _helpers_replaced() -> bool:
+    return (connect, handshake) != _HELPERS
+
+
+class _Redirect(NamedTuple):
+    status: int
+    location: Optional[str]
+
+
+def _send_through_module(sock: Any, data: bytes) -> int:
+    """``send`` as this module names it at call time (websocket-client's tests patch it)."""
+    return send(sock, data)
+
+
+def _recv_through_module(sock: Any, bufsize: int) -> bytes:
+    return recv(sock, bufsize)
+
+
+def _normalize_close_reason(reason: Union[str, bytes, None]) -> bytes:
+    """A close reason as the UTF-8 bytes of a close frame's payload."""
+    if reason is None:
+        return b""
+    if isinstance(reason, str):
+        return reason.encode("utf-8")
+    if isinstance(reason, bytes):
+        return reason
+    return bytes(reason)
 
 _MODE_MESSAGES, _MODE_FRAGMENTS, _MODE_RAW = 0, 1, 2
 _OP_TEXT, _OP_BINARY, _OP_CLOSE = ABNF.OPCODE_TEXT, ABNF.OPCODE_BINARY, ABNF.OPCODE_CLOSE
@@ -228,7 +272,7 @@ class WebSocket:
         if value is None or isinstance(value, _SocketView) or (self._conn is not None and value is getattr(self._conn, "sock", None)):
             self._sock = value
             return
-        self._conn = _socket_driver.adopt(value, self._protocol_options(), self._send_hook())
+        self._conn = _socket_driver.adopt(value, self._protocol_options(), **self._driver_hooks())
         self.driver = "python"
         self._sock = value
 
@@ -236,11 +280,14 @@ class WebSocket:
         mode = _MODE_RAW if self._raw_frames else (_MODE_FRAGMENTS if self.fire_cont_frame else _MODE_MESSAGES)
         return {"mode": mode, "skip_utf8_validation": self.skip_utf8_validation, "max_size": None}
 
-    def _send_hook(self) -> Optional[Callable[[Any, bytes], int]]:
+    def _driver_hooks(self) -> Dict[str, Any]:
+        """How the Python-socket driver moves bytes for this WebSocket: through this
+        module's ``send``/``recv`` (or the dispatcher's ``send``), as websocket-client does."""
         dispatcher = self.dispatcher
-        if dispatcher is None or not callable(getattr(dispatcher, "send", None)):
-            return None
-        return dispatcher.send  # type: ignore[no-any-return]
+        sender = _send_through_module
+        if dispatcher is not None and callable(getattr(dispatcher, "send", None)):
+            sender = dispatcher.send
+        return {"send": sender, "recv": _recv_through_module}
 
     def __iter__(self) -> Iterator[Union[str, bytes]]:
         """Allow iteration over websocket, implying sequential `recv` executions."""
@@ -331,30 +378,35 @@ class WebSocket:
         """
         self.sock_opt.timeout = options.get("timeout", self.sock_opt.timeout)
         redirects_left = int(options.get("redirect_limit", 3))
-        user_socket = options.get("socket")
-        while True:
-            result = self._open(url, user_socket, options)
-            if not isinstance(result, tuple):
-                break
-            status, location = result
-            if not location:
-                raise WebSocketException(f"Redirect status {status} without a Location header")
-            if redirects_left <= 0:
-                raise WebSocketException("Redirect limit exhausted")
-            redirects_left -= 1
-            url = self._redirect_target(url, location)
-            try:
-                parse_url(url)
-            except ValueError as e:
-                raise WebSocketException(f"Invalid redirect target {location!r}: {e}") from None
-            user_socket = None
-        conn = result
+        user_socket = options.pop("socket", None)
+        try:
+            while True:
+                result = self._open(url, user_socket, options)
+                if not isinstance(result, _Redirect):
+                    break
+                status, location = result
+                if not location:
+                    raise WebSocketException(f"Redirect status {status} without a Location header")
+                if redirects_left <= 0:
+                    raise WebSocketException("Redirect limit exhausted")
+                redirects_left -= 1
+                url = self._redirect_target(url, location)
+                try:
+                    parse_url(url)
+                except ValueError as e:
+                    raise WebSocketException(f"Invalid redirect target {location!r}: {e}") from None
+                user_socket = None
+        except BaseException:
+            self._sock = None
+            self._conn = None
+            self.connected = False
+            raise
+        conn, response = result
         self._conn = conn
-        self._user_socket = user_socket
+        # The Python driver's connection closes the caller's socket itself (it is its socket).
+        self._user_socket = user_socket if self.driver == "native" else None
         self._sock = conn.sock if self.driver == "python" else _SocketView(self, conn)
-        self.handshake_response = handshake_response(
-            conn.status, response_headers(conn.take_headers()), conn.subprotocol
-        )
+        self.handshake_response = response
         self.compression = conn.compression
         self.connected = True
         self.close_frame = None
@@ -368,33 +420,22 @@ class WebSocket:
         return "ws" + joined[4:] if joined.startswith("http") else joined
 
     def _open(self, url: str, user_socket: Any, options: Dict[str, Any]) -> Any:
+        """One connection attempt: ``(connection, handshake_response)``, or a redirect."""
         hostname, port, resource, is_secure = parse_url(url)
         timeout = self.sock_opt.timeout
         sslopt = self.sock_opt.sslopt
-        self.driver = driver = _driver.choose(options.get("driver"), user_socket, sslopt if is_secure else None)
-        # A given socket is used as is: no proxy, no TLS (as the reference).
-        proxy = None if user_socket is not None else resolve_proxy(hostname, is_secure, options, timeout)
+        self.driver = driver = _driver.choose(
+            options.get("driver"), user_socket, sslopt if is_secure else None, helpers_replaced=_helpers_replaced()
+        )
         # A subclass reading raw frames would get compressed payloads: no offer then.
         offer = None if self._raw_frames else compression_offer(options.get("compression"))
-        request = request_options(hostname, options, offer)
         protocol = self._protocol_options()
         protocol["max_size"] = options.get("max_size")
         if driver == "python":
-            return _socket_driver.open_connection(
-                hostname,
-                port,
-                resource,
-                is_secure,
-                request,
-                protocol,
-                user_socket=user_socket,
-                proxy=proxy,
-                sockopt=list(self.sock_opt.sockopt or []),
-                sslopt=sslopt,
-                timeout=timeout,
-                send_hook=self._send_hook(),
-            )
-        native_opts: Dict[str, Any] = dict(request, **protocol)
+            return self._open_python(url, user_socket, dict(options, compression=offer), protocol)
+        # A given socket is used as is: no proxy, no TLS (as the reference).
+        proxy = None if user_socket is not None else resolve_proxy(hostname, is_secure, options, timeout)
+        native_opts: Dict[str, Any] = dict(request_options(hostname, options, offer), **protocol)
         native_opts.update(
             timeout=timeout,
             sockopt=list(self.sock_opt.sockopt or []),
@@ -402,7 +443,41 @@ class WebSocket:
             socket_fd=user_socket.fileno() if user_socket is not None else None,
             proxy=proxy,
         )
-        return _native.Connection.open(hostname, port, resource, is_secure, native_opts)
+        conn = _native.Connection.open(hostname, port, resource, is_secure, native_opts)
+        if isinstance(conn, tuple):
+            return _Redirect(*conn)
+        response = handshake_response(conn.status, response_headers(conn.take_headers()), conn.subprotocol)
+        return conn, response
+
+    def _open_python(self, url: str, user_socket: Any, options: Dict[str, Any], protocol: Dict[str, Any]) -> Any:
+        """The Python-socket driver's attempt, websocket-client's way: ``connect()`` opens
+        the socket (or takes ``user_socket``), ``handshake()`` runs over it; both are this
+        module's names, looked up now. On failure the socket is closed."""
+        hostname, port, resource, is_secure = parse_url(url)
+        # Bad options fail before anything is opened.
+        _native.build_request(hostname, port, resource, is_secure, request_options(hostname, options, options.get("compression")))
+        sock, addrs = connect(url, self.sock_opt, proxy_info(**options), user_socket)
+        try:
+            response = handshake(sock, url, *addrs, **options)
+        except BaseException:
+            sock.close()
+            raise
+        if response.status in SUPPORTED_REDIRECT_STATUSES:
+            sock.close()
+            return _Redirect(response.status, response.headers.get("location"))
+        compression = getattr(response, "compression", None)
+        conn = _socket_driver.SocketConnection(
+            sock,
+            _native.Protocol(dict(protocol, compression=compression)),
+            response.status,
+            None,
+            response.subprotocol,
+            compression,
+            manage_timeout=user_socket is None or self.sock_opt.timeout is not None,
+            **self._driver_hooks(),
+        )
+        conn.set_skip_utf8(bool(protocol.get("skip_utf8_validation")))
+        return conn, response
 
     # ---- sending ------------------------------------------------------------------------
 
@@ -442,7 +517,9 @@ class WebSocket:
         The frame is masked with ``get_mask_key`` when one is set, otherwise with a random
         key. Frames from several threads never interleave.
         """
-        conn = self._require_conn()
+        conn = self._conn
+        if conn is None:
+            return self._send_frame_unconnected(frame)
         data = frame.data
         if isinstance(data, str):
             data = data.encode("utf-8" if frame.opcode == ABNF.OPCODE_TEXT else "latin-1")
@@ -451,8 +528,35 @@ class WebSocket:
             raw = self.get_mask_key(4)
             key = raw.encode("latin-1") if isinstance(raw, str) else bytes(raw)
         rsv = (frame.rsv1 and 4) | (frame.rsv2 and 2) | (frame.rsv3 and 1)
+        if self.driver == "python":  # the driver holds its own write lock
+            return int(conn.send(data, frame.opcode, bool(frame.fin), rsv, key, self.sock_opt.timeout))
         with self.lock:
             return int(conn.send(data, frame.opcode, bool(frame.fin), rsv, key, self.sock_opt.timeout))
+
+    def _send_frame_unconnected(self, frame: ABNF) -> int:
+        """websocket-client's send_frame, for code that replaces ``_send`` on a WebSocket
+        that has no connection: the frame formatted here, written through ``_send`` under
+        ``lock``."""
+        if self.get_mask_key:
+            frame.get_mask_key = self.get_mask_key
+        data = frame.format()
+        length = len(data)
+        if isEnabledForTrace():
+            trace(f"++Sent raw: {repr(data)}")
+            trace(f"++Sent decoded: {frame.__str__()}")
+        with self.lock:
+            while data:
+                data = data[self._send(data):]
+        return length
+
+    def _send(self, data: Union[str, bytes]) -> int:
+        """Raw bytes out, as websocket-client writes them: through the dispatcher when one
+        was given, else this module's ``send`` on ``self.sock``."""
+        if self._sock is None:
+            raise WebSocketConnectionClosedException("socket is already closed.")
+        if self.dispatcher:
+            return int(self.dispatcher.send(self._sock, data))
+        return send(self._sock, data)
 
     def ping(self, payload: Union[str, bytes, bytearray] = "") -> None:
         """Sends a ping (str payloads are UTF-8 encoded)."""
@@ -589,7 +693,7 @@ class WebSocket:
             raise WebSocketConnectionClosedException("socket is already closed.")
         try:
             if self.driver == "python":
-                return _socket_recv(self._sock, bufsize)
+                return recv(self._sock, bufsize)
             data = self._sock.recv(bufsize)
             if not data:
                 raise WebSocketConnectionClosedException("Connection to remote host was lost.")
@@ -605,13 +709,13 @@ class WebSocket:
         if status < 0 or status >= ABNF.LENGTH_16:
             raise ValueError("code is invalid range")
         self.connected = False
-        if isinstance(reason, str):
-            reason = reason.encode("utf-8")
-        payload = struct.pack("!H", status) + reason
-        if not self._native_send:
+        payload = struct.pack("!H", status) + _normalize_close_reason(reason)
+        if not self._native_send or self._conn is None or "send" in self.__dict__:
+            # Through send(), as websocket-client does, when send is replaced (a subclass,
+            # an instance attribute) or there is no connection.
             self.send(payload, ABNF.OPCODE_CLOSE)
             return
-        self._require_conn().send_close(payload, self.sock_opt.timeout)
+        self._conn.send_close(payload, self.sock_opt.timeout)
 
     def close(self, status: int = STATUS_NORMAL, reason: bytes = b"", timeout: Optional[float] = 3) -> None:
         """Close handshake: sends a close frame, waits up to ``timeout`` seconds for the
@@ -620,15 +724,17 @@ class WebSocket:
         if status < 0 or status >= ABNF.LENGTH_16:
             raise ValueError("code is invalid range")
         conn = self._conn
+        if self.connected and (conn is None or not self._native_send or "send" in self.__dict__):
+            # send() replaced (a subclass, an instance attribute) or no connection: the close
+            # frame goes through it, as in websocket-client; errors are swallowed there too.
+            try:
+                self.send(struct.pack("!H", status) + _normalize_close_reason(reason), ABNF.OPCODE_CLOSE)
+            except Exception:
+                pass
         if conn is not None and self.connected:
             self.connected = False
-            if isinstance(reason, str):
-                reason = reason.encode("utf-8")
-            payload = struct.pack("!H", status) + reason
+            payload = struct.pack("!H", status) + _normalize_close_reason(reason)
             try:
-                if not self._native_send:
-                    # A subclass's send_frame sees the close frame, as in the reference.
-                    self.send(payload, ABNF.OPCODE_CLOSE)
                 peer = conn.close(payload, timeout)
             except (WebSocketException, OSError):
                 peer = None
@@ -645,7 +751,8 @@ class WebSocket:
     def abort(self) -> None:
         """Shuts the socket down, waking up every thread blocked in recv or send."""
         if self._conn is not None:
-            self._conn.shutdown()
+            abort = getattr(self._conn, "abort", None)
+            (abort or self._conn.shutdown)()
 
     def shutdown(self) -> None:
         """Closes the socket at once, without a close handshake."""

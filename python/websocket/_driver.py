@@ -13,8 +13,9 @@ Two drivers run the same Rust protocol core:
 ``"auto"`` (the default) picks ``"python"`` when gevent or eventlet has patched ``socket``,
 when ``socket=`` is an object the engine cannot own (an ``ssl.SSLSocket``, a wrapper, a
 mock: anything but a plain stream socket), when ``sslopt`` asks for what only OpenSSL does
-(``ciphers``, ``ecdh_curve``), and for a socket assigned to ``ws.sock``; ``"native"``
-otherwise. The ``driver=`` option of ``create_connection``/``connect``/``run_forever`` and
+(``ciphers``, ``ecdh_curve``, TLS below 1.2), for a socket assigned to ``ws.sock``, and
+when ``websocket._core.connect``/``handshake`` were replaced (code that mocks the socket
+layer, as websocket-client's own tests do); ``"native"`` otherwise. The ``driver=`` option of ``create_connection``/``connect``/``run_forever`` and
 :func:`setdefaultdriver` choose explicitly.
 """
 
@@ -120,12 +121,17 @@ def engine_can_own(sock: Any) -> bool:
         return False
 
 
-def choose(requested: Any, user_socket: Any = None, sslopt: Optional[Dict[str, Any]] = None) -> str:
-    """``"native"`` or ``"python"`` for a new connection (see the module's docstring)."""
+def choose(
+    requested: Any, user_socket: Any = None, sslopt: Optional[Dict[str, Any]] = None, helpers_replaced: bool = False
+) -> str:
+    """``"native"`` or ``"python"`` for a new connection (see the module's docstring).
+    ``helpers_replaced``: ``websocket._core.connect`` or ``.handshake`` was replaced (by
+    code that mocks the socket layer, as websocket-client's tests do): only the Python
+    driver calls them."""
     name = _check(requested)
     if name != "auto":
         return name
-    if socket_is_patched():
+    if socket_is_patched() or helpers_replaced:
         return "python"
     if user_socket is not None and not engine_can_own(user_socket):
         return "python"

@@ -62,6 +62,8 @@ class handshake_response:
     status: int
     headers: Dict[str, Any]
     subprotocol: Optional[str]
+    #: Beyond websocket-client: the permessage-deflate parameters agreed, or None.
+    compression: Optional[Dict[str, Any]] = None
 
     def __init__(self, status: int, headers: Dict[str, Any], subprotocol: Optional[str]) -> None:
         self.status = status
@@ -163,8 +165,10 @@ def _get_resp_headers(sock: Any, success_statuses: Tuple[Any, ...] = SUCCESS_STA
             except ValueError:
                 raise WebSocketException(f"Invalid content-length header: {content_len!r}")
             response_body = b""
+            from . import _socket  # looked up at call time, as websocket-client does
+
             while remaining > 0:
-                chunk = recv(sock, min(remaining, 16384))
+                chunk = _socket.recv(sock, min(remaining, 16384))
                 response_body += chunk
                 remaining -= len(chunk)
         raise _bad_status(status, status_message, resp_headers, response_body)
@@ -197,41 +201,9 @@ def _create_sec_websocket_key() -> str:
     return base64.b64encode(os.urandom(16)).decode("utf-8")
 
 
-def handshake(sock: Any, url: str, hostname: str, port: int, resource: str, **options: Any) -> handshake_response:
-    """Runs the opening handshake over ``sock`` (as websocket-client: the request, then the
-    answer read line by line). A redirect is returned as is (its status and headers) for
-    the caller to follow; another refusal raises WebSocketBadStatusException; a 101 that
-    fails its checks raises WebSocketException("Invalid WebSocket Header")."""
-    headers, key = _get_handshake_headers(resource, url, hostname, port, options)
-    header_str = "\r\n".join(headers)
-    send(sock, header_str)
-    dump("request header", header_str)
-    status, resp = _get_resp_headers(sock)
-    if status in SUPPORTED_REDIRECT_STATUSES:
-        return handshake_response(status, resp, None)
-    success, subproto = _validate(resp, key, options.get("subprotocols"))
-    if not success:
-        raise WebSocketException("Invalid WebSocket Header")
-    return handshake_response(status, resp, subproto)
-
-
-# ---- the Python-socket driver's handshake -------------------------------------------------
-
-
-class Exchange:
-    """What a handshake over a socket object ended with: an upgrade (``status``,
-    ``headers`` as sent, ``subprotocol``, ``compression``) or a redirect (``location``)."""
-
-    __slots__ = ("status", "reason", "headers", "subprotocol", "compression", "location", "redirect")
-
-    def __init__(self) -> None:
-        self.status = 0
-        self.reason = ""
-        self.headers: List[Tuple[str, str]] = []
-        self.subprotocol: Optional[str] = None
-        self.compression: Optional[Dict[str, Any]] = None
-        self.location: Optional[str] = None
-        self.redirect = False
+def _timeout_of(sock: Any) -> Optional[float]:
+    t = getattr(sock, "gettimeout", lambda: None)()
+    return float(t) if isinstance(t, (int, float)) and not isinstance(t, bool) else None
 
 
 def _settimeout(sock: Any, deadline: Optional[float]) -> None:
@@ -243,51 +215,54 @@ def _settimeout(sock: Any, deadline: Optional[float]) -> None:
     sock.settimeout(left)
 
 
-def exchange(
-    sock: Any,
-    request: bytes,
-    key: str,
-    subprotocols: Optional[List[str]],
-    compression: Optional[Dict[str, Any]],
-    timeout: Optional[float],
-) -> Exchange:
-    """The handshake of the Python-socket driver: sends ``request`` (the core's, see
-    ``_native.build_request``) and reads the answer's head without reading past it (at most
-    the bytes that could still complete its blank line per read), all within one deadline
-    of ``timeout`` seconds; the core checks it against ``key``, ``subprotocols`` and the
-    ``compression`` offer. Returns the outcome; raises as the native engine does."""
+def handshake(sock: Any, url: str, hostname: str, port: int, resource: str, **options: Any) -> handshake_response:
+    """Runs the opening handshake over ``sock``: the core's request (``header``, ``cookie``,
+    ``origin``, ``host``, ``subprotocols``, ``connection``... and, beyond websocket-client,
+    a ``compression`` offer: True or a dict, see ``WebSocket.connect``), then the answer's
+    head, read without reading past it (at most the bytes that could still complete its
+    blank line per read), within one deadline of the socket's timeout.
+
+    A redirect is returned as is (its status and headers) for the caller to follow;
+    another refusal raises WebSocketBadStatusException with the body a Content-Length
+    announces; a 101 that fails the core's checks raises WebSocketException("Invalid
+    WebSocket Header..."). The returned ``handshake_response`` also carries
+    ``compression``: the permessage-deflate parameters agreed (a dict), or None.
+    """
+    offer = compression_offer(options.get("compression"))
+    secure = url.split(":", 1)[0] == "wss"
+    request, key = _native.build_request(hostname, port, resource, secure, request_options(hostname, options, offer))
+    timeout = _timeout_of(sock)
     deadline = None if timeout is None else time.monotonic() + timeout
-    data = request
-    _settimeout(sock, deadline)
-    while data:
-        n = send(sock, data)
-        data = data[n:]
-    buf = b""
-    while True:
-        parsed = _native.parse_response_head(buf) if buf else None
-        if parsed is not None:
-            break
-        _settimeout(sock, deadline)
-        try:
+    try:
+        data = request
+        while data:
+            _settimeout(sock, deadline)
+            n = send(sock, data)
+            data = data[n:]
+        buf = b""
+        while True:
+            parsed = _native.parse_response_head(buf) if buf else None
+            if parsed is not None:
+                break
+            _settimeout(sock, deadline)
             buf += recv(sock, _native.head_bytes_wanted(buf))
-        except WebSocketConnectionClosedException:
-            raise WebSocketConnectionClosedException("Connection to remote host was lost.") from None
-    status, reason, pairs, _ = parsed
-    outcome = Exchange()
-    outcome.status, outcome.reason, outcome.headers = status, reason, pairs
-    answer = _native.handshake_answer(status, pairs, key, subprotocols, compression)
-    if answer[0] == "redirect":
-        outcome.redirect = True
-        outcome.location = answer[2]
-        return outcome
-    if answer[0] == "refused":
-        body = b""
-        try:
-            while len(body) < answer[1]:
-                _settimeout(sock, deadline)
-                body += recv(sock, min(answer[1] - len(body), 16384))
-        except (WebSocketException, OSError):
-            pass
-        raise _bad_status(status, reason, response_headers(pairs), body or None)
-    outcome.subprotocol, outcome.compression = answer[1], answer[2]
-    return outcome
+        status, reason, pairs, _ = parsed
+        headers = response_headers(pairs)
+        answer = _native.handshake_answer(status, pairs, key, options.get("subprotocols") or None, offer)
+        if answer[0] == "redirect":
+            return handshake_response(status, headers, None)
+        if answer[0] == "refused":
+            body = b""
+            try:
+                while len(body) < answer[1]:
+                    _settimeout(sock, deadline)
+                    body += recv(sock, min(answer[1] - len(body), 16384))
+            except (WebSocketException, OSError):
+                pass
+            raise _bad_status(status, reason, headers, body or None)
+    finally:
+        if deadline is not None:
+            sock.settimeout(timeout)
+    response = handshake_response(status, headers, answer[1])
+    response.compression = answer[2]
+    return response

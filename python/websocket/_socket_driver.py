@@ -27,13 +27,11 @@ from ._exceptions import (
     WebSocketException,
     WebSocketTimeoutException,
 )
-from ._handshake import exchange
-from ._http import open_stream
 from ._socket import recv as _sock_recv
 from ._socket import send as _sock_send
 from ._ssl_compat import ssl
 
-__all__ = ["SocketConnection", "open_connection"]
+__all__ = ["SocketConnection", "adopt"]
 
 # Largest single read while a large payload comes in.
 _MAX_READ = 256 * 1024
@@ -65,7 +63,10 @@ class SocketConnection:
         subprotocol: Optional[str] = None,
         compression: Optional[Dict[str, Any]] = None,
         manage_timeout: bool = True,
-        send_hook: Optional[Callable[[Any, bytes], int]] = None,
+        send: Callable[[Any, bytes], int] = _sock_send,
+        recv: Callable[[Any, int], bytes] = _sock_recv,
+        lock: Any = None,
+        readlock: Any = None,
     ) -> None:
         self.sock = sock
         self._proto = protocol
@@ -78,11 +79,16 @@ class SocketConnection:
         # the socket's own one stays, as websocket-client leaves it).
         self._manage_timeout = manage_timeout and hasattr(sock, "settimeout")
         self._timeout_set: Any = object()
-        self._send_hook = send_hook
+        # How bytes move: websocket._socket's send/recv, or what the WebSocket passes (its
+        # module's names, so that code patching websocket._core.send/recv is honoured, or a
+        # dispatcher's send).
+        self._send = send
+        self._recv = recv
         # What a write that timed out part-way left unsent (see _write).
         self._pending = b""
-        self._rlock = threading.Lock()
-        self._wlock = threading.Lock()
+        # The WebSocket's own locks (websocket-client's `readlock` and `lock`), when given.
+        self._rlock = readlock if readlock is not None else threading.Lock()
+        self._wlock = lock if lock is not None else threading.Lock()
         self._skip_utf8 = False
         self.is_ssl = isinstance(sock, ssl.SSLSocket) if ssl is not None else False
 
@@ -156,17 +162,17 @@ class SocketConnection:
         ``data``, which was encoded already (the compressor moved past it)."""
         if self._pending:
             data, self._pending = self._pending + data, b""
-        send = self._send_hook
+        send = self._send
         try:
             while data:
                 self._arm(_deadline(timeout), timeout)
                 try:
-                    n = send(self.sock, data) if send is not None else _sock_send(self.sock, data)
+                    n = send(self.sock, data)
                 except _RESETS as e:
                     raise WebSocketConnectionClosedException(f"{_LOST} ({e})") from None
                 except _WOULD_BLOCK_WRITE:
                     n = 0
-                if n == 0 and send is None:
+                if not n:
                     raise WebSocketTimeoutException("Connection timed out")
                 data = data[n:]
         finally:
@@ -181,7 +187,7 @@ class SocketConnection:
             return
         self._arm(deadline, timeout, first)
         try:
-            data = _sock_recv(self.sock, want if want < _MAX_READ else _MAX_READ)
+            data = self._recv(self.sock, want if want < _MAX_READ else _MAX_READ)
         except _RESETS as e:
             raise WebSocketConnectionClosedException(f"{_LOST} ({e})") from None
         except _WOULD_BLOCK:
@@ -313,6 +319,13 @@ class SocketConnection:
         self.shutdown()
         return peer  # type: ignore[no-any-return]
 
+    def abort(self) -> None:
+        """Shuts the socket down both ways: wakes every thread blocked on it."""
+        try:
+            self.sock.shutdown(socket.SHUT_RDWR)
+        except (OSError, AttributeError, ValueError):
+            pass
+
     def shutdown(self) -> None:
         """Shuts the socket down both ways (waking a reader blocked on it) and closes it."""
         sock = self.sock
@@ -326,65 +339,11 @@ class SocketConnection:
             pass
 
 
-def open_connection(
-    hostname: str,
-    port: int,
-    resource: str,
-    is_secure: bool,
-    request: Dict[str, Any],
-    protocol: Dict[str, Any],
-    *,
-    user_socket: Any,
-    proxy: Optional[Dict[str, Any]],
-    sockopt: List[Any],
-    sslopt: Dict[str, Any],
-    timeout: Optional[float],
-    send_hook: Optional[Callable[[Any, bytes], int]] = None,
-) -> Union[SocketConnection, Tuple[int, Optional[str]]]:
-    """Connects (or takes ``user_socket`` as is: no proxy, no TLS, as websocket-client),
-    runs the opening handshake over the socket object, and returns the connection, or
-    ``(status, location)`` for a redirect the caller may follow. On failure a socket this
-    function opened is closed."""
-    # Built first: bad options fail before anything is opened.
-    data, key = _native.build_request(hostname, port, resource, is_secure, request)
-    if user_socket is not None:
-        sock = user_socket
-    else:
-        sock = open_stream(hostname, port, is_secure, proxy, sockopt, sslopt, timeout)
-    manage = user_socket is None or timeout is not None
-    try:
-        outcome = exchange(
-            sock, data, key, request.get("subprotocols"), request.get("compression"), timeout if manage else None
-        )
-    except BaseException:
-        if user_socket is None:
-            sock.close()
-        raise
-    if outcome.redirect:
-        if user_socket is None:
-            sock.close()
-        return outcome.status, outcome.location
-    if manage:
-        sock.settimeout(timeout)
-    proto = _native.Protocol(dict(protocol, compression=outcome.compression))
-    conn = SocketConnection(
-        sock,
-        proto,
-        outcome.status,
-        outcome.headers,
-        outcome.subprotocol,
-        outcome.compression,
-        manage_timeout=manage,
-        send_hook=send_hook,
-    )
-    conn.set_skip_utf8(bool(protocol.get("skip_utf8_validation")))
-    return conn
-
-
-def adopt(sock: Any, protocol: Dict[str, Any], send_hook: Optional[Callable[[Any, bytes], int]] = None) -> SocketConnection:
+def adopt(sock: Any, protocol: Dict[str, Any], **kw: Any) -> SocketConnection:
     """A connection over a socket whose handshake happened elsewhere (assigned to
-    ``ws.sock``): no compression, the socket's timeout left as it is."""
-    conn = SocketConnection(sock, _native.Protocol(dict(protocol, compression=None)), manage_timeout=False, send_hook=send_hook)
+    ``ws.sock``): no compression, the socket's timeout left as it is. ``kw``: the
+    ``SocketConnection`` keywords (send, recv, lock, readlock)."""
+    conn = SocketConnection(sock, _native.Protocol(dict(protocol, compression=None)), manage_timeout=False, **kw)
     conn.set_skip_utf8(bool(protocol.get("skip_utf8_validation")))
     return conn
 

@@ -16,7 +16,8 @@
 //!   failure); with deflate (RSV1 messages inflated as they arrive) the invariants below
 //!   must hold, inflated sizes included;
 //! - invariants a Python caller relies on: text is valid UTF-8 unless skip_utf8 is set, no
-//!   item exceeds max_message, nothing follows the close item, pongs echo <= 125 bytes;
+//!   item exceeds max_message, nor do the fragments of one message joined (the engine
+//!   joins them for recv()), nothing follows the close item, pongs echo <= 125 bytes;
 //! - switching the mode between reads (as `set_mode` may) never panics.
 //!
 //! The model has unit tests of its own (`cargo test --manifest-path fuzz/Cargo.toml`, run by
@@ -286,10 +287,19 @@ fn model(cfg: &Config, wire: &[u8]) -> (Vec<Item>, Vec<Reply>, Option<u16>) {
 }
 
 fn check_invariants(cfg: &Config, out: &Outcome) {
+    // The data fragments of the message in progress so far, joined as the engine joins them.
+    let mut joined = 0u64;
     for (i, item) in out.items.iter().enumerate() {
         if let Some(m) = cfg.max_message {
             if item.opcode & 8 == 0 || cfg.mode == Mode::Raw {
                 assert!(item.data.len() as u64 <= m, "item over max_message");
+            }
+            if cfg.mode == Mode::Fragments && item.opcode & 8 == 0 {
+                joined += item.data.len() as u64;
+                assert!(joined <= m, "fragments joined over max_message");
+                if item.fin {
+                    joined = 0;
+                }
             }
         }
         if cfg.mode == Mode::Raw {

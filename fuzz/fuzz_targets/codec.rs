@@ -16,15 +16,21 @@
 //!   failure); with deflate (RSV1 messages inflated as they arrive) the invariants below
 //!   must hold, inflated sizes included;
 //! - invariants a Python caller relies on: text is valid UTF-8 unless skip_utf8 is set, no
-//!   item exceeds max_message, nothing follows the close item, pongs echo <= 125 bytes;
+//!   item exceeds max_message, nor do the fragments of one message joined (the engine
+//!   joins them for recv()), nothing follows the close item, pongs echo <= 125 bytes;
 //! - switching the mode between reads (as `set_mode` may) never panics.
-#![no_main]
+//!
+//! The model has unit tests of its own (`cargo test --manifest-path fuzz/Cargo.toml`, run by
+//! `scripts/fuzz --ci`): without `cfg(test)` this is a libFuzzer binary with no `main`.
+#![cfg_attr(not(test), no_main)]
+#![cfg_attr(test, allow(dead_code, unused_imports))]
 
 use std::collections::VecDeque;
 
 use _native::protocol::deflate::Params;
 use _native::protocol::codec::{is_valid_close_code, Codec, Config, Failure, Item, Mode, Reply, Sink, TracedFrame};
 use _native::protocol::frame::{apply_mask, is_known_opcode, parse_header, OP_BINARY, OP_CLOSE, OP_CONT, OP_PING, OP_PONG, OP_TEXT};
+#[cfg(not(test))]
 use libfuzzer_sys::fuzz_target;
 
 #[derive(Debug, PartialEq, Eq)]
@@ -250,11 +256,10 @@ fn model(cfg: &Config, wire: &[u8]) -> (Vec<Item>, Vec<Reply>, Option<u16>) {
             }
             _ => {}
         }
-        if let Some(m) = cfg.max_message {
-            let assembled = if cfg.mode == Mode::Messages { message.len() as u64 } else { 0 };
-            if assembled.saturating_add(h.len) > m {
-                break Some(1009);
-            }
+        // max_message bounds the whole message in the fragment mode too: the engine joins
+        // the fragments it delivers one by one (recv_frame) into one message for recv().
+        if cfg.max_message.is_some_and(|m| (message.len() as u64).saturating_add(h.len) > m) {
+            break Some(1009);
         }
         let checks = !cfg.skip_utf8 && msg_op == Some(OP_TEXT);
         let before = message.len();
@@ -282,10 +287,19 @@ fn model(cfg: &Config, wire: &[u8]) -> (Vec<Item>, Vec<Reply>, Option<u16>) {
 }
 
 fn check_invariants(cfg: &Config, out: &Outcome) {
+    // The data fragments of the message in progress so far, joined as the engine joins them.
+    let mut joined = 0u64;
     for (i, item) in out.items.iter().enumerate() {
         if let Some(m) = cfg.max_message {
             if item.opcode & 8 == 0 || cfg.mode == Mode::Raw {
                 assert!(item.data.len() as u64 <= m, "item over max_message");
+            }
+            if cfg.mode == Mode::Fragments && item.opcode & 8 == 0 {
+                joined += item.data.len() as u64;
+                assert!(joined <= m, "fragments joined over max_message");
+                if item.fin {
+                    joined = 0;
+                }
             }
         }
         if cfg.mode == Mode::Raw {
@@ -312,6 +326,7 @@ fn check_invariants(cfg: &Config, out: &Outcome) {
     }
 }
 
+#[cfg(not(test))]
 fuzz_target!(|data: &[u8]| {
     if data.len() < 2 {
         return;
@@ -334,3 +349,67 @@ fuzz_target!(|data: &[u8]| {
 
     switching(&cfg, wire, data[1]);
 });
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn frame(fin: bool, op: u8, len: u8, payload: &[u8]) -> Vec<u8> {
+        [&[(fin as u8) << 7 | op, len][..], payload].concat()
+    }
+
+    /// Found by this target (scripts/fuzz 45 codec): the fragment mode, max_message 125, UTF-8
+    /// checked. A text message begins with an empty frame, then a continuation of 88 bytes
+    /// (valid: "X" and NULs), 10 empty continuations, and a continuation whose header
+    /// announces 88 bytes more (176 in all) and whose payload has a 0xff 24 bytes in.
+    ///
+    /// The codec said 1009 at that header, the model 1007 at the 0xff: the model counted
+    /// max_message per frame in the fragment mode (as the codec did before the engine began
+    /// joining fragments for recv()), so it saw no size violation at all. The codec is right:
+    /// the limit bounds the joined message in every mode, and the size violation is known at
+    /// the header's last byte, before any of that frame's payload, so it comes first on the
+    /// wire however the reads cut it (the 0xff is 25 bytes later).
+    #[test]
+    fn max_message_counts_the_whole_message_in_the_fragment_mode() {
+        let input = std::fs::read(concat!(env!("CARGO_MANIFEST_DIR"), "/corpus/codec/regression-fragments-max-message")).unwrap();
+        assert_eq!(input.len(), 153);
+        let cfg = config(input[0]);
+        assert_eq!((cfg.mode, cfg.max_message, cfg.skip_utf8, cfg.deflate.is_some()), (Mode::Fragments, Some(125), false, false));
+        let mut wire = frame(false, OP_TEXT, 0, b"");
+        wire.extend(frame(false, OP_CONT, 88, &[&[b'X'; 14][..], &[0; 74]].concat()));
+        for _ in 0..10 {
+            wire.extend(frame(false, OP_CONT, 0, b""));
+        }
+        wire.extend(frame(false, OP_CONT, 88, b"XXXXXXXXXXXXXXXXXXXXXX*\x00\xff\x01\xf4\xffstom\xff\xf9\x00\xce\xb5"));
+        assert_eq!(&input[2..], &wire[..]);
+
+        let (items, _, code) = model(&cfg, &wire);
+        assert_eq!(code, Some(1009));
+        assert_eq!(items.len(), 12, "every frame before the oversized one is delivered");
+        assert_eq!(one_read(&cfg, &wire).failure.as_ref().map(Failure::close_code), Some(1009));
+        // Without the limit, the 0xff is what fails it; one byte less than the 176 bytes is
+        // too little, exactly 176 is enough.
+        for (max, want) in [(None, 1007), (Some(175), 1009), (Some(176), 1007)] {
+            let cfg = Config { max_message: max, ..cfg.clone() };
+            assert_eq!(model(&cfg, &wire).2, Some(want), "{max:?}");
+            assert_eq!(one_read(&cfg, &wire).failure.as_ref().map(Failure::close_code), Some(want), "{max:?}");
+        }
+    }
+
+    #[test]
+    fn max_message_counts_the_whole_message_in_every_mode_but_raw() {
+        let wire = [frame(false, OP_BINARY, 100, &[1; 100]), frame(true, OP_CONT, 100, &[2; 100])].concat();
+        for mode in [Mode::Messages, Mode::Fragments] {
+            let cfg = Config { mode, max_message: Some(125), ..Config::default() };
+            assert_eq!(model(&cfg, &wire).2, Some(1009), "{mode:?}");
+            let cfg = Config { max_message: Some(200), ..cfg };
+            assert_eq!(model(&cfg, &wire).2, None, "{mode:?}");
+        }
+        // Raw mode: frames, not messages, are what the limit bounds.
+        let cfg = Config { mode: Mode::Raw, max_message: Some(125), ..Config::default() };
+        assert_eq!(model(&cfg, &wire), (vec![
+            Item { opcode: OP_BINARY, fin: false, rsv: 0, data: vec![1; 100] },
+            Item { opcode: OP_CONT, fin: true, rsv: 0, data: vec![2; 100] },
+        ], vec![], None));
+    }
+}

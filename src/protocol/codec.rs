@@ -139,7 +139,8 @@ pub struct Codec {
     ctrl: Vec<u8>,
     /// Where the current data frame's payload starts in `msg`.
     frame_start: usize,
-    /// Payload bytes of the data message in progress, over all its frames so far.
+    /// Payload bytes of the data message in progress, over all its frames so far (for a
+    /// compressed message, the bytes inflated so far).
     msg_total: u64,
     close_received: bool,
     /// permessage-deflate: the decompressor, and whether the message in progress is
@@ -307,10 +308,12 @@ impl Codec {
         f
     }
 
-    /// Bytes the message (the frame, in fragment mode) may still grow by.
+    /// Bytes a compressed message may still grow by once inflated. Counted over the whole
+    /// message in every mode: fragments delivered one by one are joined later (the engine's
+    /// recv()), so a per-frame count would let a fragmented message through at any size.
     fn allowance(&self) -> u64 {
         match self.cfg.max_message {
-            Some(max) => max.saturating_sub(self.msg.len() as u64),
+            Some(max) => max.saturating_sub(self.msg_total),
             None => u64::MAX,
         }
     }
@@ -322,6 +325,7 @@ impl Codec {
         let start = self.msg.len();
         let inflater = self.inflater.as_mut().expect("compressed message without deflate");
         let r = if tail { inflater.finish(&mut self.msg, allowance) } else { inflater.inflate(chunk, &mut self.msg, allowance) };
+        self.msg_total = self.msg_total.saturating_add((self.msg.len() - start) as u64);
         // What came out within the limit is checked first, even when inflating failed
         // further on: read in smaller pieces it would have been checked before the failure
         // was reached, and the error reported must not depend on the reads.
@@ -974,6 +978,30 @@ mod tests {
         let cfg = Config { max_message: Some(3), ..deflate_cfg() };
         let (_, r) = run(cfg, &[&zframe(true, 0b100, OP_TEXT, &good)]);
         assert_eq!(r.map_err(|f| f.close_code()), Err(1009));
+    }
+
+    #[test]
+    fn compressed_fragments_count_against_the_limit_together() {
+        // The fragment mode (what the engine runs for recv() and recv_frame() alike) cleared
+        // the buffer at each frame, and the inflated size was checked per frame: a compressed
+        // message of any size passed as fragments inflating to under max_message each, and
+        // recv() joined them. Plain fragments were already counted together; found while
+        // fixing fuzz/codec's model on that rule (its invariants now check the joined size).
+        let data = [b'a'; 200];
+        let mut d = super::super::deflate::Deflater::new(&Params::default()).unwrap();
+        let (mut a, mut b) = (Vec::new(), Vec::new());
+        d.compress(&data[..100], false, &mut a);
+        d.compress(&data[100..], true, &mut b);
+        let wire = [zframe(false, 0b100, OP_TEXT, &a), zframe(true, 0, OP_CONT, &b)].concat();
+        for mode in [Mode::Messages, Mode::Fragments] {
+            let cfg = Config { mode, max_message: Some(125), ..deflate_cfg() };
+            let (out, r) = run(cfg.clone(), &[&wire]);
+            assert_eq!(r.map_err(|f| f.close_code()), Err(1009), "{mode:?}");
+            let delivered: usize = out.items.iter().map(|i| i.data.len()).sum();
+            assert!(delivered <= 125, "{mode:?}: {delivered}");
+            let (_, r) = run(Config { max_message: Some(200), ..cfg }, &[&wire]);
+            r.unwrap();
+        }
     }
 
 }

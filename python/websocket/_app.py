@@ -43,8 +43,9 @@ from ._exceptions import (
     WebSocketException,
     WebSocketTimeoutException,
 )
-from ._logging import debug, error, info
+from ._logging import debug, error, info, warning
 from ._socket import getdefaulttimeout
+from ._ssl_compat import SSLError  # noqa: F401  (websocket-client's _app names it)
 from ._url import parse_url
 
 __all__ = ["WebSocketApp", "set_reconnect"]
@@ -244,6 +245,43 @@ class WebSocketApp:
                     if self.sock is sock:
                         self.sock = None
 
+    # websocket-client's ping thread, for code that drives it directly. run_forever does not
+    # use it: its loop sends the keepalive pings itself (ping_thread stays None there).
+
+    def _start_ping_thread(self) -> None:
+        """Starts a daemon thread that sends ``ping_payload`` every ``ping_interval``
+        seconds while ``keep_running`` (websocket-client's keepalive thread)."""
+        self.last_ping_tm = self.last_pong_tm = 0.0
+        self.stop_ping = threading.Event()
+        self.ping_thread = threading.Thread(target=self._send_ping, daemon=True)
+        self.ping_thread.start()
+
+    def _stop_ping_thread(self) -> None:
+        """Stops the thread ``_start_ping_thread`` started (waiting up to 3 s for it)."""
+        if self.stop_ping:
+            self.stop_ping.set()
+        if self.ping_thread and self.ping_thread.is_alive():
+            self.ping_thread.join(3)
+            if self.ping_thread.is_alive():
+                warning("Ping thread failed to terminate within 3 seconds, forcing cleanup. Thread may be blocked.")
+        self.ping_thread = None
+        self.stop_ping = None
+
+    def _send_ping(self) -> None:
+        """The ping thread's body: a ping every ``ping_interval`` seconds until stopped."""
+        stop = self.stop_ping
+        if stop is None or self.keep_running is False:
+            return
+        while not stop.wait(self.ping_interval) and self.keep_running is True:
+            sock = self.sock
+            if sock:
+                self.last_ping_tm = time.time()
+                try:
+                    debug("Sending ping")
+                    sock.ping(self.ping_payload)
+                except Exception as e:
+                    debug(f"Failed to send ping: {e}")
+
     def ready(self) -> bool:
         """Whether the connection is open."""
         sock = self.sock
@@ -396,9 +434,15 @@ class WebSocketApp:
         """[code, reason] of a close frame, [None, None] without one."""
         if close_frame is None or not self.on_close:
             return [None, None]
+        return list(self._parse_close_frame(close_frame))
+
+    def _parse_close_frame(self, close_frame: Optional[ABNF]) -> Tuple[Optional[int], Optional[str]]:
+        """(code, reason) of a close frame: its data as bytes (a str is UTF-8 encoded), the
+        reason decoded with errors replaced; (None, None) when it carries no code."""
+        if not close_frame or not getattr(close_frame, "data", None):
+            return None, None
         data = close_frame.data
-        code, reason = _parse_close(data.encode("utf-8") if isinstance(data, str) else bytes(data))
-        return [code, reason]
+        return _parse_close(data.encode("utf-8") if isinstance(data, str) else bytes(data))
 
 
 class _Run:

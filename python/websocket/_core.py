@@ -736,7 +736,7 @@ class WebSocket:
             payload = struct.pack("!H", status) + _normalize_close_reason(reason)
             try:
                 peer = conn.close(payload, timeout)
-            except (WebSocketException, OSError):
+            except Exception:  # every error is swallowed here, as websocket-client does
                 peer = None
             if peer is not None:
                 self.close_frame = ABNF(1, 0, 0, 0, ABNF.OPCODE_CLOSE, 0, peer)

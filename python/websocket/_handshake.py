@@ -11,7 +11,10 @@ the bytes, for the Python-socket driver and for code that calls these helpers di
 from __future__ import annotations
 
 import base64
+import hashlib  # noqa: F401  (websocket-client's _handshake names it; the check is the core's)
+import hmac  # noqa: F401
 import os
+import socket  # noqa: F401
 import time
 from http import HTTPStatus
 from typing import Any, Dict, List, Optional, Tuple, Union
@@ -45,6 +48,12 @@ SUPPORTED_REDIRECT_STATUSES: Tuple[HTTPStatus, ...] = (
 SUCCESS_STATUSES: Tuple[HTTPStatus, ...] = SUPPORTED_REDIRECT_STATUSES + (
     HTTPStatus.SWITCHING_PROTOCOLS,
 )
+
+# The upgrade headers a 101 must carry (websocket-client's table; the core checks them).
+_HEADERS_TO_CHECK = {
+    "upgrade": "websocket",
+    "connection": "upgrade",
+}
 
 # Cookies with a Domain attribute from every handshake response of the process; their
 # values are sent back in the Cookie header of later handshakes to matching hosts.

@@ -45,12 +45,12 @@ class ProxyError(WebSocketProxyException):
     """A proxy refused or broke the exchange (python-socks' name, for code catching it)."""
 
 
-class ProxyTimeoutError(ProxyError):
-    """The proxy exchange timed out."""
+class ProxyTimeoutError(ProxyError, TimeoutError):
+    """The proxy exchange timed out (also a TimeoutError, as python-socks' is)."""
 
 
-class ProxyConnectionError(ProxyError):
-    """The proxy could not be reached."""
+class ProxyConnectionError(ProxyError, OSError):
+    """The proxy could not be reached (also an OSError, as python-socks' is)."""
 
 
 class ProxyType:

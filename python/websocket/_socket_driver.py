@@ -301,8 +301,9 @@ class SocketConnection:
         try:
             self.send_close(payload, timeout)
             sent = True
-        except (WebSocketException, OSError):
-            # Our close frame did not go out: the peer cannot answer it.
+        except Exception:
+            # Our close frame did not go out (whatever the socket object raised): the peer
+            # cannot answer it.
             sent = False
         peer = self._proto.peer_close
         if peer is None and sent:
@@ -327,15 +328,18 @@ class SocketConnection:
             pass
 
     def shutdown(self) -> None:
-        """Shuts the socket down both ways (waking a reader blocked on it) and closes it."""
+        """Shuts the socket down both ways (waking a reader blocked on it) and closes it,
+        unless it is closed already (its ``_closed``, as websocket-client checks)."""
         sock = self.sock
+        if getattr(sock, "_closed", False) is True:
+            return
         try:
             sock.shutdown(socket.SHUT_RDWR)
-        except (OSError, AttributeError, ValueError):
+        except Exception:
             pass
         try:
             sock.close()
-        except (OSError, AttributeError):
+        except Exception:
             pass
 
 

@@ -821,9 +821,17 @@ impl Conn {
         self.read.lock().rx.peer_close().map(<[u8]>::to_vec)
     }
 
-    /// Shuts the socket down both ways, waking every blocked thread.
+    /// Shuts the socket down both ways, waking every blocked thread. A later read reports
+    /// that the connection was shut down here (not that the peer went away), unless it
+    /// had ended otherwise before.
     pub fn shutdown(&self) {
         self.stream.shutdown();
+        let mut st = self.read.lock();
+        if st.transport_end.is_none() {
+            st.transport_end = Some(Terminal::Broken("Connection was shut down locally (shutdown() or abort()).".into()));
+        }
+        self.read_cv.notify_all();
+        self.update_ready(&mut st);
     }
 }
 

@@ -312,6 +312,7 @@ class WebSocketApp:
         *,
         compression: Union[bool, Dict[str, Any]] = False,
         max_size: Optional[int] = None,
+        driver: Optional[str] = None,
     ) -> bool:
         """Connects and calls the callbacks until the connection ends.
 
@@ -321,10 +322,11 @@ class WebSocketApp:
         value): after a dropped connection, wait that long and connect again, until
         ``close()``. ``dispatcher``: a ``rel``-style event loop; ``run_forever`` then
         returns at once and that loop drives the app. The other parameters are
-        ``WebSocket``'s connect options, and so are the two keyword-only ones beyond the
+        ``WebSocket``'s connect options, and so are the keyword-only ones beyond the
         reference: ``compression`` (True or a dict of RFC 7692 parameters: offer
-        permessage-deflate; ``app.sock.compression`` then holds what the server accepted)
-        and ``max_size`` (messages over that many bytes end the connection with 1009).
+        permessage-deflate; ``app.sock.compression`` then holds what the server accepted),
+        ``max_size`` (messages over that many bytes end the connection with 1009) and
+        ``driver`` ("auto", "native" or "python": see ``websocket._driver``).
 
         Returns False after a close (by the server or ``close()``), True after an error
         (Ctrl-C included). Raises WebSocketException for bad ping arguments, a bad
@@ -370,6 +372,7 @@ class WebSocketApp:
             "suppress_host": suppress_host,
             "compression": compression,
             "max_size": max_size,
+            "driver": driver,
         }
         if proxy_type is not None:
             options["proxy_type"] = proxy_type

@@ -15,6 +15,8 @@ use super::frame::{OP_CLOSE, OP_PING, OP_PONG};
 /// What one queued item costs besides its payload (the `Item` and its queue slot, rounded
 /// up): counted in `queued_bytes` so a flood of empty messages is bounded too.
 pub const ITEM_OVERHEAD: usize = 64;
+/// About how much payload one `take_batch` hands over.
+pub const BATCH_BYTES: usize = 1 << 20;
 
 fn cost(item: &Item) -> usize {
     item.data.len() + ITEM_OVERHEAD
@@ -227,14 +229,21 @@ impl Receiver {
         }
     }
 
-    /// Up to `max` items (at least one if any): whole messages with every control frame,
-    /// or every frame as it came with `fragments`.
+    /// Up to `max` items (at least one if any) and about `BATCH_BYTES` of payload: whole
+    /// messages with every control frame, or every frame as it came with `fragments`. The
+    /// byte bound keeps what a batch moves out of the queue small: a driver that resumes
+    /// reading once its queue drains would otherwise let a slow consumer hold a whole
+    /// queue's worth in its batch while the queue fills again.
     pub fn take_batch(&mut self, max: usize, fragments: bool) -> Vec<Item> {
         let mut items = Vec::new();
-        while items.len() < max.max(1) {
+        let mut bytes = 0;
+        while items.len() < max.max(1) && (items.is_empty() || bytes < BATCH_BYTES) {
             let next = if fragments { self.pop() } else { self.take_message(true) };
             match next {
-                Some(item) => items.push(item),
+                Some(item) => {
+                    bytes += item.data.len();
+                    items.push(item);
+                }
                 None => break,
             }
         }
@@ -310,6 +319,20 @@ mod tests {
         assert_eq!(batch.iter().map(|i| i.opcode).collect::<Vec<_>>(), vec![OP_TEXT, OP_CLOSE]);
         assert_eq!(rx.ended(), Some(Ended::Closed));
         assert_eq!(rx.bytes_wanted(), 0);
+    }
+
+    #[test]
+    fn a_batch_is_bounded_in_bytes_but_holds_at_least_one_item() {
+        let mut wire = Vec::new();
+        for _ in 0..4 {
+            wire.extend(frame(true, OP_BINARY, &vec![1u8; 600 * 1024]));
+        }
+        let mut rx = Receiver::new(fragments_cfg());
+        rx.receive(&wire, &mut Vec::new(), None);
+        assert_eq!(rx.take_batch(256, false).len(), 2, "600 KiB + 600 KiB reaches the bound");
+        let mut rx = Receiver::new(fragments_cfg());
+        rx.receive(&frame(true, OP_BINARY, &vec![1u8; 3 << 20]), &mut Vec::new(), None);
+        assert_eq!(rx.take_batch(256, false).len(), 1);
     }
 
     #[test]

@@ -441,14 +441,7 @@ def test_socketpair_assigned_to_ws_sock(mode, batches, figures):
 
 
 @pytest.mark.parametrize("how", ["abort", "shutdown"])
-@pytest.mark.parametrize(
-    "mode",
-    [
-        "threads",
-        pytest.param("gevent", marks=pytest.mark.xfail(strict=True, reason="the reader gets gevent's EBADF error")),
-        pytest.param("eventlet", marks=pytest.mark.xfail(strict=True, reason="the reader is never woken")),
-    ],
-)
+@pytest.mark.parametrize("mode", MODES)
 def test_stopping_wakes_a_blocked_reader(mode, how, batches):
     """``ws.abort()``/``ws.shutdown()`` from another thread or greenlet wakes a ``recv()``
     blocked without a timeout, which raises WebSocketConnectionClosedException, in every

@@ -161,12 +161,18 @@ class SocketConnection:
         if self._pending:
             data, self._pending = self._pending + data, b""
         send = self._send_hook
+        # What is left to write, without copying it after each partial write.
+        left = memoryview(data)
         self._busy.append(1)
         try:
-            while data:
+            while left:
                 try:
                     self._arm(_deadline(timeout), timeout)
-                    n = send(self.sock, data) if send is not None else _sock_send(self.sock, data)
+                    if send is None:
+                        # Any bytes-like object: it goes to sock.send as it is.
+                        n = _sock_send(self.sock, left)  # type: ignore[arg-type]
+                    else:
+                        n = send(self.sock, data if len(left) == len(data) else bytes(left))
                 except _RESETS as e:
                     raise WebSocketConnectionClosedException(f"{_LOST} ({e})") from None
                 except _WOULD_BLOCK_WRITE:
@@ -176,10 +182,10 @@ class SocketConnection:
                     raise
                 if n == 0 and send is None:
                     raise WebSocketTimeoutException("Connection timed out")
-                data = data[n:]
+                left = left[n:]
         finally:
-            if data:
-                self._pending = data
+            if left:
+                self._pending = bytes(left)
             self._io_done()
 
     def _fill(self, deadline: Optional[float], timeout: Optional[float], first: bool = True) -> None:

@@ -321,7 +321,7 @@ def test_waiting_point_lets_greenlets_run(hub, point, batches, figures):
 def test_no_os_thread_of_its_own(hub, batches, figures):
     """Under a hub the package starts no OS thread: the processes that ran every scenario
     saw no thread but gevent's threadpool (its DNS resolver), and never the native engine's
-    reactor."""
+    reactor; and no thread object of the package's (a greenlet) is left running."""
     for name in _scenarios(hub):
         batches.attempts(hub, name)
     for report in batches.thread_reports(hub):
@@ -333,6 +333,8 @@ def test_no_os_thread_of_its_own(hub, batches, figures):
         print(figures[-1])
         assert not report["reactor"], f"the native engine's reactor thread ran: {report}"
         assert report["unexplained"] == 0, f"OS threads that are not the hub's: {report}"
+        # Nor a thread object (a greenlet under the hub) still running at the end.
+        assert [n for n in report["python_threads_left"] if n != "MainThread"] == [], report
 
 
 # ---- the measure itself ----------------------------------------------------------------------

@@ -1,4 +1,4 @@
-"""Scenarios for tests/test_green.py, each run in a fresh interpreter that gevent or eventlet
+"""Scenarios for tests/test_green.py, run in a fresh interpreter that gevent or eventlet
 has monkey-patched before anything else is imported (``websocket`` included).
 
     python green_scenarios.py HUB SCENARIO [SCENARIO...]
@@ -8,6 +8,8 @@ has monkey-patched before anything else is imported (``websocket`` included).
 (tests/green_servers.py, in another process) come as JSON in ``GREEN_SERVERS``;
 ``GREEN_DRIVER`` (``native``, ``python``), when set, is passed to
 ``websocket.setdefaultdriver`` (the tests use it to check that a blocked hub is seen).
+``GREEN_WATCHDOG`` (seconds, default 90) bounds the whole run: past it, faulthandler prints
+every thread's stack and ends the process (a blocked hub cannot be interrupted otherwise).
 
 Everything runs with the same scenario code under both hubs: ``threading.Thread``,
 ``time.sleep``, ``socket`` and ``ssl`` are the hub's after patching. A ticker thread (a

@@ -27,6 +27,11 @@ waiting point whose gap reaches the bound is measured again in a fresh process, 
 times; a hub that is really blocked shows the whole wait, every time. The figures of every
 attempt are printed once the module is done.
 
+``GREEN_DRIVER=native pytest tests/test_green.py`` forces the native driver in every
+scenario process (the children inherit the variable): then every test fails but the few
+that do not depend on the driver (plain threads, ``ws.sock`` assignment, the self-check);
+the hubs' batches end on their watchdog, as run_forever and python-socketio block for good.
+
 Against websocket-client 1.9.2 (the reference pass) the scenarios run too, as it is pure
 Python over the patched sockets; what is about this package alone (the driver, the native
 engine's thread, SOCKS without python-socks, ``abort()`` semantics, a 24 MiB frame that

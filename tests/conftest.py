@@ -7,7 +7,9 @@ differences are listed in the docstrings of test_core_frames.py and test_core_le
 
 On this project every test runs once per driver (``ws_driver``: "native", then "python", the
 Python-socket driver), the driver set as the default for the test's connections; a test
-about one driver's waiting or ownership says so with ``@pytest.mark.drivers("native")``.
+about one driver's waiting or ownership says so with ``@pytest.mark.drivers("native")``; a
+test whose connections are all made in child processes (test_green.py) is marked
+``own_driver`` and runs once.
 ``WEBSOCKET_TEST_DRIVERS=native`` (a comma-separated list) narrows a run.
 
 Needs: pytest, pytest-timeout, websockets>=15, trustme.
@@ -52,6 +54,10 @@ DRIVERS = [d for d in os.environ.get("WEBSOCKET_TEST_DRIVERS", "native,python").
 
 def pytest_generate_tests(metafunc):
     if "ws_driver" not in metafunc.fixturenames:
+        return
+    if metafunc.definition.get_closest_marker("own_driver"):
+        # The test's connections are made in child processes that choose their driver
+        # themselves: it runs once, the default driver left alone.
         return
     if not STRICT:
         metafunc.parametrize("ws_driver", [None], indirect=True, ids=["reference"])

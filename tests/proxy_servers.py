@@ -26,15 +26,18 @@ class ProxyServer:
     ``auth``: ``(user, password)`` the client must present (HTTP Basic, SOCKS5 RFC 1929;
     for SOCKS4 only the user id is checked). ``status``: what an HTTP proxy answers to
     CONNECT (200 tunnels). ``hosts``: extra name -> address map used for name targets.
-    ``silent``: accept connections and never answer (for timeouts).
+    ``silent``: accept connections and never answer (for timeouts). ``delay``: seconds the
+    proxy waits before each answer that lets the exchange go on (a slow proxy: HTTP and
+    SOCKS4 answer once, SOCKS5 without authentication twice).
     """
 
-    def __init__(self, kind, auth=None, status=200, hosts=None, silent=False, host="127.0.0.1"):
+    def __init__(self, kind, auth=None, status=200, hosts=None, silent=False, host="127.0.0.1", delay=0.0):
         assert kind in ("http", "socks4", "socks5")
         self.kind = kind
         self.auth = auth
         self.status = status
         self.silent = silent
+        self.delay = delay
         self.hosts = {PROXY_ONLY_NAME: "127.0.0.1"}
         self.hosts.update(hosts or {})
         self.log: list[dict] = []
@@ -91,6 +94,12 @@ class ProxyServer:
         finally:
             self._tasks.discard(task)
             writer.close()
+
+    async def _answer(self, writer, data):
+        """Writes one answer of the proxy, ``delay`` seconds late."""
+        if self.delay:
+            await asyncio.sleep(self.delay)
+        writer.write(data)
 
     async def _open(self, host, port):
         host = self.hosts.get(host, host)
@@ -160,7 +169,7 @@ class ProxyServer:
             writer.write(b"HTTP/1.1 502 Bad Gateway\r\nContent-Length: 0\r\n\r\n")
             await writer.drain()
             return
-        writer.write(b"HTTP/1.1 200 Connection established\r\nProxy-Agent: test\r\n\r\n")
+        await self._answer(writer, b"HTTP/1.1 200 Connection established\r\nProxy-Agent: test\r\n\r\n")
         await writer.drain()
         await self._pipe(reader, writer, up_reader, up_writer)
 
@@ -186,7 +195,7 @@ class ProxyServer:
             writer.write(b"\x00\x5b" + b"\x00" * 6)
             await writer.drain()
             return
-        writer.write(b"\x00\x5a" + b"\x00" * 6)
+        await self._answer(writer, b"\x00\x5a" + b"\x00" * 6)
         await writer.drain()
         await self._pipe(reader, writer, up_reader, up_writer)
 
@@ -215,7 +224,7 @@ class ProxyServer:
                 return
             writer.write(b"\x01\x00")
         else:
-            writer.write(b"\x05\x00")
+            await self._answer(writer, b"\x05\x00")
         await writer.drain()
         _v, cmd, _rsv, atyp = await reader.readexactly(4)
         if atyp == 1:
@@ -234,6 +243,6 @@ class ProxyServer:
             await writer.drain()
             return
         # Bound address as a domain name, to exercise that reply form.
-        writer.write(b"\x05\x00\x00\x03\x09localhost\x00\x00")
+        await self._answer(writer, b"\x05\x00\x00\x03\x09localhost\x00\x00")
         await writer.drain()
         await self._pipe(reader, writer, up_reader, up_writer)

@@ -86,9 +86,12 @@ class SocketConnection:
         self._recv = recv
         # What a write that timed out part-way left unsent (see _write).
         self._pending = b""
-        # The WebSocket's own locks (websocket-client's `readlock` and `lock`), when given.
         self._rlock = readlock if readlock is not None else threading.Lock()
         self._wlock = lock if lock is not None else threading.Lock()
+        # One item per read or write in progress on the socket (list.append and pop are
+        # atomic); shutdown() leaves the socket's close to the last of them (see there).
+        self._busy: List[int] = []
+        self._closing = False
         self._skip_utf8 = False
         self.is_ssl = isinstance(sock, ssl.SSLSocket) if ssl is not None else False
 
@@ -163,21 +166,30 @@ class SocketConnection:
         if self._pending:
             data, self._pending = self._pending + data, b""
         send = self._send
+        # What is left to write, without copying it after each partial write (the module's
+        # send takes any bytes-like object; another function, a dispatcher's say, gets bytes).
+        left = memoryview(data)
+        plain = send is _sock_send or getattr(send, "_takes_buffers", False)
+        self._busy.append(1)
         try:
-            while data:
-                self._arm(_deadline(timeout), timeout)
+            while left:
                 try:
-                    n = send(self.sock, data)
+                    self._arm(_deadline(timeout), timeout)
+                    n = send(self.sock, left if plain else (data if len(left) == len(data) else bytes(left)))  # type: ignore[arg-type]
                 except _RESETS as e:
                     raise WebSocketConnectionClosedException(f"{_LOST} ({e})") from None
                 except _WOULD_BLOCK_WRITE:
                     n = 0
+                except OSError:
+                    self._check_shut_down()
+                    raise
                 if not n:
                     raise WebSocketTimeoutException("Connection timed out")
-                data = data[n:]
+                left = left[n:]
         finally:
-            if data:
-                self._pending = data
+            if left:
+                self._pending = bytes(left)
+            self._io_done()
 
     def _fill(self, deadline: Optional[float], timeout: Optional[float], first: bool = True) -> None:
         """One read of at most the rest of the frame in progress (the read lock held),
@@ -185,13 +197,19 @@ class SocketConnection:
         want = self._proto.bytes_wanted()
         if want <= 0:
             return
-        self._arm(deadline, timeout, first)
+        self._busy.append(1)
         try:
+            self._arm(deadline, timeout, first)
             data = self._recv(self.sock, want if want < _MAX_READ else _MAX_READ)
         except _RESETS as e:
             raise WebSocketConnectionClosedException(f"{_LOST} ({e})") from None
         except _WOULD_BLOCK:
             raise WebSocketTimeoutException("Connection timed out") from None
+        except OSError:
+            self._check_shut_down()
+            raise
+        finally:
+            self._io_done()
         out = self._proto.receive_data(data)
         if out:
             with self._wlock:
@@ -328,17 +346,44 @@ class SocketConnection:
             pass
 
     def shutdown(self) -> None:
-        """Shuts the socket down both ways (waking a reader blocked on it) and closes it,
-        unless it is closed already (its ``_closed``, as websocket-client checks)."""
+        """Shuts the socket down both ways, which wakes whoever waits on it (a read then
+        raises WebSocketConnectionClosedException), and closes it, at once when nobody
+        reads or writes it, else when the last of them is done: under a hub a waiting
+        greenlet runs again only at the hub's next turn, and a socket closed before that
+        would leave it waiting for good (eventlet) or fail it with the hub's EBADF error
+        (gevent). A socket already closed (its ``_closed``, as websocket-client checks) is
+        left alone."""
         sock = self.sock
         if getattr(sock, "_closed", False) is True:
             return
+        self._closing = True
         try:
             sock.shutdown(socket.SHUT_RDWR)
+        except AttributeError:
+            # Not a socket: nothing wakes its waiters, closing it might.
+            self._close_socket()
+            return
         except Exception:
             pass
+        if not self._busy:
+            self._close_socket()
+
+    def _io_done(self) -> None:
+        """A read or write of the socket ended: the close shutdown() left, if any."""
+        self._busy.pop()
+        if self._closing and not self._busy:
+            self._close_socket()
+
+    def _check_shut_down(self) -> None:
+        """An OSError from the socket after shutdown(): the connection is closed (gevent
+        wakes a greenlet waiting on a socket that another one shuts down with its EBADF
+        error, "File descriptor was closed in another greenlet")."""
+        if self._closing:
+            raise WebSocketConnectionClosedException(_LOST) from None
+
+    def _close_socket(self) -> None:
         try:
-            sock.close()
+            self.sock.close()
         except Exception:
             pass
 

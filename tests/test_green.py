@@ -463,7 +463,7 @@ def test_stopping_wakes_a_blocked_reader(mode, how, batches):
     r = batches(mode).result(name)
     assert r["error"] is None, r["error"]
     assert r["reader_woke"], f"the reader is still blocked 3 s after {how}(): {r}"
-    assert r["reader_got"] == ["WebSocketConnectionClosedException", "Connection to remote host was lost."], r
+    assert r["reader_got"] == ["WebSocketConnectionClosedException", "Connection was shut down locally (shutdown() or abort())."], r
 
 
 # ---- what a large send costs the hub -----------------------------------------------------------

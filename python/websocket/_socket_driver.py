@@ -39,6 +39,7 @@ _MAX_READ = 256 * 1024
 _FAIL_CLOSE_TIMEOUT = 1.0
 
 _LOST = "Connection to remote host was lost."
+_SHUT_DOWN = "Connection was shut down locally (shutdown() or abort())."
 _RESETS = (ConnectionResetError, ConnectionAbortedError, BrokenPipeError)
 # What a read on a socket with a timeout of 0 raises when nothing is there.
 _WOULD_BLOCK: Tuple[Type[BaseException], ...] = (BlockingIOError,) + ((ssl.SSLWantReadError,) if ssl is not None else ())
@@ -92,6 +93,8 @@ class SocketConnection:
         # atomic); shutdown() leaves the socket's close to the last of them (see there).
         self._busy: List[int] = []
         self._closing = False
+        # abort() or shutdown() was called here: a read that ends now says so.
+        self._stopped = False
         self._skip_utf8 = False
         self.is_ssl = isinstance(sock, ssl.SSLSocket) if ssl is not None else False
 
@@ -205,6 +208,10 @@ class SocketConnection:
             raise WebSocketConnectionClosedException(f"{_LOST} ({e})") from None
         except _WOULD_BLOCK:
             raise WebSocketTimeoutException("Connection timed out") from None
+        except WebSocketConnectionClosedException:
+            # EOF: ours when we shut the socket down.
+            self._check_shut_down()
+            raise
         except OSError:
             self._check_shut_down()
             raise
@@ -340,6 +347,7 @@ class SocketConnection:
 
     def abort(self) -> None:
         """Shuts the socket down both ways: wakes every thread blocked on it."""
+        self._stopped = True
         try:
             self.sock.shutdown(socket.SHUT_RDWR)
         except (OSError, AttributeError, ValueError):
@@ -356,6 +364,7 @@ class SocketConnection:
         sock = self.sock
         if getattr(sock, "_closed", False) is True:
             return
+        self._stopped = True
         self._closing = True
         try:
             sock.shutdown(socket.SHUT_RDWR)
@@ -378,8 +387,8 @@ class SocketConnection:
         """An OSError from the socket after shutdown(): the connection is closed (gevent
         wakes a greenlet waiting on a socket that another one shuts down with its EBADF
         error, "File descriptor was closed in another greenlet")."""
-        if self._closing:
-            raise WebSocketConnectionClosedException(_LOST) from None
+        if self._stopped:
+            raise WebSocketConnectionClosedException(_SHUT_DOWN) from None
 
     def _close_socket(self) -> None:
         try:

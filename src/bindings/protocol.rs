@@ -283,12 +283,22 @@ impl Protocol {
         let p = Payload::from_any(payload)?;
         let data = p.as_slice()?;
         let mask = convert::mask_key(mask_key)?.unwrap_or_else(random_mask);
-        self.core.send_frame(fin, rsv & 7, opcode & 0xF, data, mask);
-        let wire = self.core.data_to_send();
+        let (rsv, opcode) = (rsv & 7, opcode & 0xF);
+        let bytes = match self.core.as_is_len(opcode, data.len()) {
+            // Masked straight into the bytes object: one pass over the payload, no copy.
+            Some(len) => PyBytes::new_with(py, len, |buf| {
+                self.core.encode_as_is(fin, rsv, opcode, data, mask, buf);
+                Ok(())
+            })?,
+            None => {
+                self.core.send_frame(fin, rsv, opcode, data, mask);
+                PyBytes::new(py, &self.core.data_to_send())
+            }
+        };
         if trace::enabled() {
-            trace::frame("Sent", &wire, fin, opcode, data);
+            trace::frame("Sent", bytes.as_bytes(), fin, opcode, data);
         }
-        Ok(PyBytes::new(py, &wire))
+        Ok(bytes)
     }
 
     /// Our close frame, or None when one was sent already.

@@ -761,6 +761,28 @@ impl Conn {
         self.try_flush_pending(&mut w);
     }
 
+    /// Writes what waits to go out (control replies in the outbox, the rest of a write that
+    /// timed out), waiting as needed: before the socket is shut down, so that a close
+    /// echo the reactor could not write at once is not lost.
+    fn flush(&self, timeout: Option<Duration>, interrupt: Interrupt<'_>) -> Result<(), Error> {
+        let mut w = self.write.lock();
+        if w.raw.at_boundary() {
+            self.outbox_flag.store(false, Ordering::SeqCst);
+            let out = std::mem::take(&mut *self.outbox.lock());
+            if !out.is_empty() {
+                let wire = self.stream.seal(&out)?;
+                w.pending.extend_from_slice(&wire);
+            }
+        }
+        if w.pending.is_empty() {
+            return Ok(());
+        }
+        let mut sent = 0;
+        let res = self.stream.send_wire_counted(&w.pending, &mut sent, timeout, interrupt);
+        w.pending.drain(..sent);
+        Ok(res?)
+    }
+
     fn flush_nonblocking(&self) {
         if let Some(mut w) = self.write.try_lock() {
             self.try_flush_pending(&mut w);
@@ -801,6 +823,9 @@ impl Conn {
             Ok(_) => self.await_peer_close(deadline.remaining(), interrupt),
             Err(_) => self.peer_close(),
         };
+        // Our close echo may still wait in the outbox (the reactor answered the peer's close
+        // while the socket was full): out before the socket goes down.
+        let _ = self.flush(deadline.remaining(), interrupt);
         self.shutdown();
         peer
     }
@@ -825,13 +850,15 @@ impl Conn {
     /// that the connection was shut down here (not that the peer went away), unless it
     /// had ended otherwise before.
     pub fn shutdown(&self) {
-        self.stream.shutdown();
+        // Recorded before the socket goes down, so that a reader woken by it reports this.
         let mut st = self.read.lock();
         if st.transport_end.is_none() {
             st.transport_end = Some(Terminal::Broken("Connection was shut down locally (shutdown() or abort()).".into()));
         }
         self.read_cv.notify_all();
         self.update_ready(&mut st);
+        drop(st);
+        self.stream.shutdown();
     }
 }
 

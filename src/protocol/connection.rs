@@ -85,6 +85,24 @@ impl Protocol {
         self.tx.encode(fin, rsv, opcode, payload, mask, &mut self.out)
     }
 
+    /// The wire length of a frame `encode_as_is` can write into a buffer of that size (no
+    /// compression applies to it), or None.
+    pub fn as_is_len(&self, opcode: u8, payload_len: usize) -> Option<usize> {
+        self.tx.writes_as_is(opcode).then(|| super::frame::frame_len(payload_len, true))
+    }
+
+    /// Writes a frame `as_is_len` accepted straight into `dst` (exactly that long): the
+    /// header, then the payload masked, with no buffer in between.
+    pub fn encode_as_is(&mut self, fin: bool, rsv: u8, opcode: u8, payload: &[u8], mask: [u8; 4], dst: &mut [u8]) {
+        if opcode == super::frame::OP_CLOSE {
+            self.close.claim();
+        }
+        let mut header = Vec::with_capacity(super::frame::MAX_HEADER_LEN);
+        super::frame::encode_header(&mut header, fin, rsv, opcode, payload.len(), Some(mask));
+        dst[..header.len()].copy_from_slice(&header);
+        super::frame::mask_to(&mut dst[header.len()..], payload, mask);
+    }
+
     /// Encodes our close frame unless one was sent; returns whether it was.
     pub fn send_close(&mut self, payload: &[u8], mask: [u8; 4]) -> bool {
         Sender::encode_close(&self.close, payload, mask, &mut self.out)

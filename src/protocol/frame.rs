@@ -113,18 +113,8 @@ pub fn encode_frame(
     payload: &[u8],
     mask: Option<[u8; 4]>,
 ) {
-    let header = FrameHeader {
-        is_final: fin,
-        rsv1: rsv & 4 != 0,
-        rsv2: rsv & 2 != 0,
-        rsv3: rsv & 1 != 0,
-        opcode: OpCode::from(opcode & 0xF),
-        mask,
-    };
     out.reserve(MAX_HEADER_LEN + payload.len());
-    header
-        .format(payload.len() as u64, out)
-        .expect("writing to a Vec cannot fail");
+    encode_header(out, fin, rsv, opcode, payload.len(), mask);
     match mask {
         Some(key) => mask_into(out, payload, key),
         None => out.extend_from_slice(payload),
@@ -160,22 +150,51 @@ pub fn apply_mask(buf: &mut [u8], key: [u8; 4]) {
 fn mask_into(out: &mut Vec<u8>, src: &[u8], key: [u8; 4]) {
     let start = out.len();
     out.reserve(src.len());
+    // SAFETY: `reserve` made room for `src.len()` bytes after `start`; mask_raw writes each
+    // of them before the length is set.
+    unsafe {
+        mask_raw(out.as_mut_ptr().add(start), src, key);
+        out.set_len(start + src.len());
+    }
+}
+
+/// Writes `src` masked with `key` to `dst` (of the same length) in a single pass.
+pub fn mask_to(dst: &mut [u8], src: &[u8], key: [u8; 4]) {
+    assert_eq!(dst.len(), src.len());
+    // SAFETY: `dst` has room for `src.len()` bytes.
+    unsafe { mask_raw(dst.as_mut_ptr(), src, key) }
+}
+
+/// Copies `src` XOR-ed with the repeated key to `dst`, 8 bytes at a time.
+///
+/// # Safety
+/// `dst` must be valid for writes of `src.len()` bytes and not overlap `src`.
+unsafe fn mask_raw(dst: *mut u8, src: &[u8], key: [u8; 4]) {
     let word = u64::from_ne_bytes([key[0], key[1], key[2], key[3], key[0], key[1], key[2], key[3]]);
-    let spare = &mut out.spare_capacity_mut()[..src.len()];
-    let mut dst = spare.chunks_exact_mut(8);
-    let mut from = src.chunks_exact(8);
-    for (d, s) in (&mut dst).zip(&mut from) {
-        let v = (u64::from_ne_bytes(s.try_into().unwrap()) ^ word).to_ne_bytes();
-        for (db, b) in d.iter_mut().zip(v) {
-            db.write(b);
-        }
+    let n8 = src.len() / 8 * 8;
+    let mut i = 0;
+    while i < n8 {
+        let v = std::ptr::read_unaligned(src.as_ptr().add(i) as *const u64) ^ word;
+        std::ptr::write_unaligned(dst.add(i) as *mut u64, v);
+        i += 8;
     }
     // The remainder starts at a multiple of 8, so its key offset is 0.
-    for (i, (db, b)) in dst.into_remainder().iter_mut().zip(from.remainder()).enumerate() {
-        db.write(b ^ key[i & 3]);
+    for (j, b) in src[n8..].iter().enumerate() {
+        *dst.add(n8 + j) = b ^ key[j & 3];
     }
-    // SAFETY: the loops above wrote each of the first `src.len()` spare bytes.
-    unsafe { out.set_len(start + src.len()) };
+}
+
+/// The header of a frame with a `len`-byte payload (and the mask key when masked).
+pub fn encode_header(out: &mut Vec<u8>, fin: bool, rsv: u8, opcode: u8, len: usize, mask: Option<[u8; 4]>) {
+    let header = FrameHeader {
+        is_final: fin,
+        rsv1: rsv & 4 != 0,
+        rsv2: rsv & 2 != 0,
+        rsv3: rsv & 1 != 0,
+        opcode: OpCode::from(opcode & 0xF),
+        mask,
+    };
+    header.format(len as u64, out).expect("writing to a Vec cannot fail");
 }
 
 #[cfg(test)]
@@ -191,6 +210,18 @@ mod tests {
             apply_mask(&mut fast, key);
             let slow: Vec<u8> = data.iter().enumerate().map(|(i, b)| b ^ key[i % 4]).collect();
             assert_eq!(fast, slow, "len {len}");
+        }
+    }
+
+    #[test]
+    fn mask_to_matches_bytewise_xor() {
+        let key = [0x6d, 0xb6, 0xb2, 0x80];
+        for len in 0..70 {
+            let data: Vec<u8> = (0..len as u8).map(|x| x.wrapping_mul(37)).collect();
+            let mut dst = vec![0u8; len];
+            mask_to(&mut dst, &data, key);
+            let slow: Vec<u8> = data.iter().enumerate().map(|(i, b)| b ^ key[i % 4]).collect();
+            assert_eq!(dst, slow, "len {len}");
         }
     }
 

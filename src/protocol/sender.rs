@@ -88,6 +88,12 @@ impl Sender {
         out.len() - start
     }
 
+    /// Whether `encode` would write this frame as it is (no compression, no compressor
+    /// state to move): always without permessage-deflate, and for control frames.
+    pub fn writes_as_is(&self, opcode: u8) -> bool {
+        self.deflater.is_none() || frame::is_control(opcode)
+    }
+
     /// Our close frame with `payload` (code and reason), unless one was sent already:
     /// returns whether it was encoded.
     pub fn encode_close(close: &CloseSent, payload: &[u8], mask: [u8; 4], out: &mut Vec<u8>) -> bool {

@@ -46,6 +46,7 @@ pub fn to_pyerr(py: Python<'_>, e: Error, interrupted: Option<PyErr>) -> PyErr {
         Error::Net(NetError::Io(io)) => PyErr::from(io),
         Error::Net(NetError::Address(m)) => address_error(py, &m),
         Error::Net(NetError::Timeout) => ws_exc(py, "WebSocketTimeoutException", "timed out".into()),
+        Error::Net(NetError::ConnectTimeout) => pyo3::exceptions::PyTimeoutError::new_err("timed out"),
         Error::Net(NetError::Interrupted) => interrupted.unwrap_or_else(|| PyKeyboardInterrupt::new_err(())),
         Error::Net(NetError::Closed(m)) | Error::Closed(m) => ws_exc(py, "WebSocketConnectionClosedException", m),
         Error::Net(NetError::Tls(t)) => ssl_exc(py, &t),

@@ -55,6 +55,9 @@ pub enum NetError {
     /// Name resolution failed.
     Address(String),
     Timeout,
+    /// The TCP connect did not complete in time (Python's socket raises TimeoutError then,
+    /// as websocket-client lets it through).
+    ConnectTimeout,
     Interrupted,
     /// The peer closed the connection (EOF, reset, broken pipe).
     Closed(String),
@@ -79,7 +82,7 @@ impl std::fmt::Display for NetError {
         match self {
             NetError::Io(e) => write!(f, "{e}"),
             NetError::Address(m) | NetError::Closed(m) | NetError::Proxy(m) => f.write_str(m),
-            NetError::Timeout => f.write_str("timed out"),
+            NetError::Timeout | NetError::ConnectTimeout => f.write_str("timed out"),
             NetError::Interrupted => f.write_str("interrupted"),
             NetError::Tls(e) => write!(f, "{e}"),
         }

@@ -95,7 +95,7 @@ fn connect_one(addr: &SocketAddr, sockopts: &[SockOpt], deadline: Deadline, inte
                 return Err(NetError::Interrupted);
             }
             if deadline.expired() {
-                return Err(NetError::Timeout);
+                return Err(NetError::ConnectTimeout);
             }
             let rev = sys::poll(fd, libc::POLLOUT, deadline.slice()).map_err(NetError::Io)?;
             if rev != 0 {

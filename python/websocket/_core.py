@@ -365,7 +365,8 @@ class WebSocket:
         WebSocketProxyException when the proxy refuses. Raises WebSocketBadStatusException for a
         non-101 answer, WebSocketException for a bad handshake, WebSocketAddressException
         when the host does not resolve, OSError (ConnectionRefusedError...) from connect,
-        ssl.SSLError subclasses for TLS failures, WebSocketTimeoutException on timeout.
+        ssl.SSLError subclasses for TLS failures, TimeoutError when the TCP connect times
+        out (as websocket-client), WebSocketTimeoutException when the handshake does.
 
         ``compression`` (beyond the reference; default False): True offers
         permessage-deflate (RFC 7692) as ``permessage-deflate; client_max_window_bits``; a

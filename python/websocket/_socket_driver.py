@@ -236,37 +236,32 @@ class SocketConnection:
         self.shutdown()
 
     def _wait(self, take: Callable[[], Any], timeout: Optional[float]) -> Any:
+        with self._rlock:
+            return self._wait_locked(take, timeout)
+
+    def _wait_locked(self, take: Callable[[], Any], timeout: Optional[float]) -> Any:
+        """``take()`` until it hands something over, reading between attempts (the read
+        lock held); a failure it raises first sends the close code owed."""
         deadline = _deadline(timeout)
         first = True
-        with self._rlock:
-            while True:
-                try:
-                    item = take()
-                except WebSocketException:
-                    self._failed()
-                    raise
-                if item is not None:
-                    return item
-                self._fill(deadline, timeout, first)
-                first = False
+        while True:
+            try:
+                item = take()
+            except WebSocketException:
+                self._failed()
+                raise
+            if item is not None:
+                return item
+            self._fill(deadline, timeout, first)
+            first = False
 
     # ---- receiving ----------------------------------------------------------------------
 
     def recv_data(self, timeout: Optional[float] = None, decode: bool = True, control: bool = False) -> Tuple[int, Any]:
         proto = self._proto
         with self._rlock:
-            try:
-                item = proto.next_data(decode, control)
-            except WebSocketException:
-                self._failed()
-                raise
-            if item is not None:
-                return item  # type: ignore[no-any-return]
-            deadline = _deadline(timeout)
-            first = True
-            while True:
-                self._fill(deadline, timeout, first)
-                first = False
+            # A message already here is taken without building the waiting loop's closure.
+            if proto.has_item():
                 try:
                     item = proto.next_data(decode, control)
                 except WebSocketException:
@@ -274,6 +269,7 @@ class SocketConnection:
                     raise
                 if item is not None:
                     return item  # type: ignore[no-any-return]
+            return self._wait_locked(lambda: proto.next_data(decode, control), timeout)  # type: ignore[no-any-return]
 
     def recv_message(self, control: bool = False, timeout: Optional[float] = None) -> Tuple[int, bool, int, bytes]:
         return self._wait(lambda: self._proto.next_message(control), timeout)  # type: ignore[no-any-return]

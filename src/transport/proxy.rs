@@ -155,14 +155,6 @@ mod tests {
     }
 
     #[test]
-    fn kinds() {
-        assert_eq!(ProxyKind::parse("HTTP"), Some(ProxyKind::Http));
-        assert_eq!(ProxyKind::parse("socks4a"), Some(ProxyKind::Socks4a));
-        assert_eq!(ProxyKind::parse("socks5h"), Some(ProxyKind::Socks5h));
-        assert_eq!(ProxyKind::parse("https"), None);
-    }
-
-    #[test]
     fn local_resolution_for_socks4_is_ipv4() {
         assert_eq!(resolve_target(ProxyKind::Socks4, "localhost", 1).unwrap(), Target::Ip("127.0.0.1".parse().unwrap()));
     }

@@ -24,7 +24,7 @@ import pytest
 
 import websocket
 import hostile_servers
-from servers import EchoServer, ScriptedServer
+from servers import EchoServer, ScriptedServer, stop_child
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 
@@ -200,13 +200,7 @@ def echo_server_proc():
         port = int(proc.stdout.readline())
         yield f"ws://127.0.0.1:{port}"
     finally:
-        proc.stdin.close()
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-        proc.stdout.close()
+        stop_child(proc)
 
 
 @pytest.fixture

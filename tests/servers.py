@@ -22,6 +22,7 @@ import json
 import os
 import socket
 import struct
+import subprocess
 import sys
 import threading
 import time
@@ -31,6 +32,19 @@ from urllib.parse import parse_qs, urlsplit
 GUID = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
 
 OP_CONT, OP_TEXT, OP_BINARY, OP_CLOSE, OP_PING, OP_PONG = 0x0, 0x1, 0x2, 0x8, 0x9, 0xA
+
+
+def stop_child(proc, timeout: float = 10.0) -> None:
+    """Stops a server started as a child process that serves until its stdin closes: closes
+    stdin, waits, kills it if it does not leave in time, and closes its stdout."""
+    proc.stdin.close()
+    try:
+        proc.wait(timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+    if proc.stdout is not None:
+        proc.stdout.close()
 
 
 def accept_key(key: str) -> str:

@@ -9,6 +9,7 @@ import time
 import pytest
 
 import websocket
+from servers import stop_child
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 STRICT = hasattr(websocket, "_native")
@@ -54,13 +55,7 @@ def server_4040():
             pytest.skip(f"port 4040 is busy: {line}")
         time.sleep(0.5)
     yield proc
-    proc.stdin.close()
-    try:
-        proc.wait(10)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait()
-    proc.stdout.close()
+    stop_child(proc)
 
 
 def test_documented_example(server_4040, child_env, tmp_path):

@@ -54,6 +54,7 @@ import pytest
 import websocket
 
 import push_server
+from servers import stop_child
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -129,13 +130,7 @@ def push_srv(tls_ca, tmp_path_factory):
         ws_port, wss_port = map(int, proc.stdout.readline().split())
         yield {"ws": ws_port, "wss": wss_port}
     finally:
-        proc.stdin.close()
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-        proc.stdout.close()
+        stop_child(proc)
 
 
 @pytest.fixture(params=["ws", "wss"])

@@ -51,6 +51,7 @@ import time
 import pytest
 
 import websocket
+from servers import stop_child
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 SCENARIOS = os.path.join(HERE, "green_scenarios.py")
@@ -213,28 +214,18 @@ def _start_server(args, env):
     return proc, json.loads(box[0])
 
 
-def _stop_server(proc):
-    proc.stdin.close()
-    try:
-        proc.wait(10)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait()
-    proc.stdout.close()
-
-
 @pytest.fixture(scope="module")
 def servers(child_env, _requirements):
     proc, cfg = _start_server([], child_env)
     yield cfg
-    _stop_server(proc)
+    stop_child(proc)
 
 
 @pytest.fixture(scope="module")
 def socketio_url(child_env, _requirements):
     proc, cfg = _start_server(["socketio"], child_env)
     yield cfg["url"]
-    _stop_server(proc)
+    stop_child(proc)
 
 
 @pytest.fixture(scope="module")

@@ -56,6 +56,7 @@ from typing import Any, Dict, List
 
 import pytest
 
+import surface_dump
 import websocket
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -215,23 +216,7 @@ EXPECTED_GAPS: Dict[str, List[str]] = {
     ],
 }
 
-MODULES = [
-    "websocket",
-    "websocket._abnf",
-    "websocket._app",
-    "websocket._cookiejar",
-    "websocket._core",
-    "websocket._dispatcher",
-    "websocket._exceptions",
-    "websocket._handshake",
-    "websocket._http",
-    "websocket._logging",
-    "websocket._socket",
-    "websocket._ssl_compat",
-    "websocket._url",
-    "websocket._utils",
-    "websocket._wsdump",
-]
+MODULES = list(surface_dump.MODULES)
 
 
 class KnownGaps(Exception):

@@ -19,17 +19,46 @@ use crate::engine::connect::{self, ConnectSpec, Outcome};
 use crate::engine::error::Error;
 use crate::protocol::deflate::Params;
 use crate::protocol::frame::OP_TEXT;
+use crate::transport::sys::RawSock;
 use crate::transport::tls::TlsOptions;
 
+thread_local! {
+    /// Whether this thread is Python's main thread, learnt once per thread.
+    static MAIN_THREAD: std::cell::Cell<Option<bool>> = const { std::cell::Cell::new(None) };
+}
+
+/// Whether this thread is Python's main thread: the only one that runs signal handlers, so
+/// the only one worth taking the GIL for between wait slices. Asked of Python's `threading`
+/// the first time a thread's wait slice ends, then remembered for the thread: no OS call,
+/// the same on every platform. (A thread that forks becomes the child's main thread; one
+/// that asked before, in a thread other than the main one, keeps its old answer there.)
 fn is_main_thread() -> bool {
-    unsafe { libc::gettid() == libc::getpid() }
+    MAIN_THREAD.with(|cell| {
+        if let Some(known) = cell.get() {
+            return known;
+        }
+        let main = Python::try_attach(|py| -> Option<bool> {
+            let threading = py.import("threading").ok()?;
+            let main = threading.call_method0("main_thread").ok()?.getattr("ident").ok()?;
+            let current = threading.call_method0("get_ident").ok()?;
+            main.eq(current).ok()
+        });
+        match main.flatten() {
+            Some(m) => {
+                cell.set(Some(m));
+                m
+            }
+            // The interpreter is finalizing (or the question failed): ask again next time.
+            None => false,
+        }
+    })
 }
 
 /// Runs `f` detached from the interpreter, with an interrupt check for Ctrl-C, catching
 /// panics; maps errors to Python exceptions.
 fn blocking<T: Send>(py: Python<'_>, f: impl FnOnce(&dyn Fn() -> bool) -> Result<T, Error> + Send) -> PyResult<T> {
-    // Asked only when a wait slice ends (gettid/getpid are two syscalls, a third of the
-    // cost of a recv() that finds its message already queued).
+    // Asked only when a wait slice ends (not on the fast path of a recv() that finds its
+    // message already queued).
     let main = std::sync::OnceLock::new();
     let pending: Mutex<Option<PyErr>> = Mutex::new(None);
     let check = || -> bool {
@@ -218,12 +247,13 @@ impl Connection {
         py.detach(|| conn.has_item())
     }
 
-    /// An fd readable exactly while a recv would not block (for select()).
-    fn readiness_fd(&self) -> PyResult<i32> {
+    /// A handle readable exactly while a recv would not block (for select()); always
+    /// writable.
+    fn readiness_fd(&self) -> PyResult<RawSock> {
         Ok(self.conn.readiness_fd()?)
     }
 
-    fn fileno(&self) -> i32 {
+    fn fileno(&self) -> RawSock {
         self.conn.fd()
     }
 

@@ -4,7 +4,7 @@
 //! exceptions.
 
 use std::panic::AssertUnwindSafe;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 
 use parking_lot::Mutex;
@@ -19,39 +19,32 @@ use crate::engine::connect::{self, ConnectSpec, Outcome};
 use crate::engine::error::Error;
 use crate::protocol::deflate::Params;
 use crate::protocol::frame::OP_TEXT;
-use crate::transport::sys::RawSock;
+use crate::transport::sys::{self, RawSock};
 use crate::transport::tls::TlsOptions;
 
-thread_local! {
-    /// Whether this thread is Python's main thread, learnt once per thread.
-    static MAIN_THREAD: std::cell::Cell<Option<bool>> = const { std::cell::Cell::new(None) };
+/// Python's main thread (the only one that runs signal handlers), as `threading.get_ident()`
+/// names it; recorded when the module is imported.
+static MAIN_THREAD: AtomicU64 = AtomicU64::new(u64::MAX);
+
+extern "C" fn after_fork_in_child() {
+    // The thread that forked is the child's main thread (CPython makes it so).
+    MAIN_THREAD.store(sys::thread_ident(), Ordering::Relaxed);
 }
 
-/// Whether this thread is Python's main thread: the only one that runs signal handlers, so
-/// the only one worth taking the GIL for between wait slices. Asked of Python's `threading`
-/// the first time a thread's wait slice ends, then remembered for the thread: no OS call,
-/// the same on every platform. (A thread that forks becomes the child's main thread; one
-/// that asked before, in a thread other than the main one, keeps its old answer there.)
+/// Called once at import, with the interpreter attached.
+pub(super) fn record_main_thread(py: Python<'_>) -> PyResult<()> {
+    let ident: u64 = py.import("threading")?.call_method0("main_thread")?.getattr("ident")?.extract()?;
+    MAIN_THREAD.store(ident, Ordering::Relaxed);
+    static AT_FORK: std::sync::Once = std::sync::Once::new();
+    AT_FORK.call_once(|| sys::at_fork(None, None, Some(after_fork_in_child)));
+    Ok(())
+}
+
+/// Whether this is Python's main thread, the only one worth taking the GIL for between wait
+/// slices: a thread id compared with the one recorded at import (no system call, and no
+/// Python code, which could run a signal handler and lose its exception).
 fn is_main_thread() -> bool {
-    MAIN_THREAD.with(|cell| {
-        if let Some(known) = cell.get() {
-            return known;
-        }
-        let main = Python::try_attach(|py| -> Option<bool> {
-            let threading = py.import("threading").ok()?;
-            let main = threading.call_method0("main_thread").ok()?.getattr("ident").ok()?;
-            let current = threading.call_method0("get_ident").ok()?;
-            main.eq(current).ok()
-        });
-        match main.flatten() {
-            Some(m) => {
-                cell.set(Some(m));
-                m
-            }
-            // The interpreter is finalizing (or the question failed): ask again next time.
-            None => false,
-        }
-    })
+    sys::thread_ident() == MAIN_THREAD.load(Ordering::Relaxed)
 }
 
 /// Runs `f` detached from the interpreter, with an interrupt check for Ctrl-C, catching

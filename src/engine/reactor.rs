@@ -87,7 +87,7 @@ impl Reactor {
         static ATFORK: std::sync::Once = std::sync::Once::new();
         // A fork while another thread holds CURRENT would leave it locked for good in the
         // child: hold it across fork() so the child inherits it unlocked.
-        ATFORK.call_once(|| sys::at_fork(atfork_prepare, atfork_release));
+        ATFORK.call_once(|| sys::at_fork(Some(atfork_prepare), Some(atfork_release), Some(atfork_release)));
         let mut cur = CURRENT.lock();
         let pid = std::process::id();
         if let Some(r) = cur.as_ref().filter(|r| r.pid == pid) {

@@ -11,6 +11,7 @@
 //! | adopting the caller's socket (`socket=`) | fcntl(F_DUPFD_CLOEXEC) (socket2's `try_clone`) | WSADuplicateSocket (socket2's `try_clone`) |
 //! | a non-blocking connect under way | EINPROGRESS | WSAEWOULDBLOCK |
 //! | fork | pthread_atfork | no fork: nothing to do |
+//! | the calling thread's id, as Python's `threading.get_ident()` | pthread_self | GetCurrentThreadId |
 //!
 //! The readiness handle behind `ws.sock.fileno()` has its own module (`transport::readiness`),
 //! and the reactor's poller is the `polling` crate (epoll, kqueue, IOCP).

@@ -151,9 +151,15 @@ pub fn connect_in_progress(e: &io::Error) -> bool {
 }
 
 /// Registers fork handlers (pthread_atfork): `prepare` before fork() in the forking thread,
-/// `release` after it in both processes.
-pub fn at_fork(prepare: extern "C" fn(), release: extern "C" fn()) {
+/// `parent` and `child` after it in each process.
+pub fn at_fork(prepare: Option<extern "C" fn()>, parent: Option<extern "C" fn()>, child: Option<extern "C" fn()>) {
+    let f = |h: Option<extern "C" fn()>| h.map(|h| h as unsafe extern "C" fn());
     unsafe {
-        libc::pthread_atfork(Some(prepare), Some(release), Some(release));
+        libc::pthread_atfork(f(prepare), f(parent), f(child));
     }
+}
+
+/// The calling thread, as Python's `threading.get_ident()` names it (pthread_self).
+pub fn thread_ident() -> u64 {
+    unsafe { libc::pthread_self() as usize as u64 }
 }

@@ -121,4 +121,9 @@ pub fn connect_in_progress(e: &io::Error) -> bool {
 }
 
 /// Windows has no fork(): nothing to register.
-pub fn at_fork(_prepare: extern "C" fn(), _release: extern "C" fn()) {}
+pub fn at_fork(_prepare: Option<extern "C" fn()>, _parent: Option<extern "C" fn()>, _child: Option<extern "C" fn()>) {}
+
+/// The calling thread, as Python's `threading.get_ident()` names it (GetCurrentThreadId).
+pub fn thread_ident() -> u64 {
+    u64::from(unsafe { windows_sys::Win32::System::Threading::GetCurrentThreadId() })
+}

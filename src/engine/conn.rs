@@ -593,10 +593,7 @@ impl Conn {
     /// sequence have moved past it), so dropping it would corrupt the stream.
     fn write_locked(&self, w: &mut WriteSide, plain: Option<&[u8]>, timeout: Option<Duration>, interrupt: Interrupt<'_>) -> Result<(), Error> {
         let scratch = std::mem::take(&mut w.scratch);
-        let wire = match self.stream.seal(plain.unwrap_or(&scratch)) {
-            Ok(wire) => wire,
-            Err(e) => return Err(e.into()),
-        };
+        let wire = self.stream.seal(plain.unwrap_or(&scratch))?;
         let mut res = Ok(());
         if !w.pending.is_empty() {
             let mut sent = 0;

@@ -71,7 +71,7 @@ fn reactor_survives_a_panic_in_one_connection() {
         }
         std::thread::sleep(Duration::from_millis(10));
     }
-    let err = bad.recv(false, Some(Duration::from_secs(3)), NO_INTERRUPT).err().expect("poisoned");
+    let err = bad.recv(false, Some(Duration::from_secs(3)), NO_INTERRUPT).expect_err("poisoned");
     assert!(format!("{err:?}").contains("internal error"), "{err:?}");
 
     // ... and the reactor thread lives on: it still answers pings on the other one.
@@ -106,11 +106,7 @@ fn serve_one(mut s: TcpStream) {
     }
     while let Some((op, data)) = read_client_frame(&mut s) {
         match op {
-            OP_TEXT => {
-                if s.write_all(&server_frame(OP_TEXT, &data)).is_err() {
-                    return;
-                }
-            }
+            OP_TEXT if s.write_all(&server_frame(OP_TEXT, &data)).is_err() => return,
             OP_CLOSE => {
                 let _ = s.write_all(&server_frame(OP_CLOSE, &data[..data.len().min(2)]));
                 return;

@@ -4,7 +4,7 @@
 //! exceptions.
 
 use std::panic::AssertUnwindSafe;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 
 use parking_lot::Mutex;
@@ -19,17 +19,39 @@ use crate::engine::connect::{self, ConnectSpec, Outcome};
 use crate::engine::error::Error;
 use crate::protocol::deflate::Params;
 use crate::protocol::frame::OP_TEXT;
+use crate::transport::sys::{self, RawSock};
 use crate::transport::tls::TlsOptions;
 
+/// Python's main thread (the only one that runs signal handlers), as `threading.get_ident()`
+/// names it; recorded when the module is imported.
+static MAIN_THREAD: AtomicU64 = AtomicU64::new(u64::MAX);
+
+extern "C" fn after_fork_in_child() {
+    // The thread that forked is the child's main thread (CPython makes it so).
+    MAIN_THREAD.store(sys::thread_ident(), Ordering::Relaxed);
+}
+
+/// Called once at import, with the interpreter attached.
+pub(super) fn record_main_thread(py: Python<'_>) -> PyResult<()> {
+    let ident: u64 = py.import("threading")?.call_method0("main_thread")?.getattr("ident")?.extract()?;
+    MAIN_THREAD.store(ident, Ordering::Relaxed);
+    static AT_FORK: std::sync::Once = std::sync::Once::new();
+    AT_FORK.call_once(|| sys::at_fork(None, None, Some(after_fork_in_child)));
+    Ok(())
+}
+
+/// Whether this is Python's main thread, the only one worth taking the GIL for between wait
+/// slices: a thread id compared with the one recorded at import (no system call, and no
+/// Python code, which could run a signal handler and lose its exception).
 fn is_main_thread() -> bool {
-    unsafe { libc::gettid() == libc::getpid() }
+    sys::thread_ident() == MAIN_THREAD.load(Ordering::Relaxed)
 }
 
 /// Runs `f` detached from the interpreter, with an interrupt check for Ctrl-C, catching
 /// panics; maps errors to Python exceptions.
 fn blocking<T: Send>(py: Python<'_>, f: impl FnOnce(&dyn Fn() -> bool) -> Result<T, Error> + Send) -> PyResult<T> {
-    // Asked only when a wait slice ends (gettid/getpid are two syscalls, a third of the
-    // cost of a recv() that finds its message already queued).
+    // Asked only when a wait slice ends (not on the fast path of a recv() that finds its
+    // message already queued).
     let main = std::sync::OnceLock::new();
     let pending: Mutex<Option<PyErr>> = Mutex::new(None);
     let check = || -> bool {
@@ -218,12 +240,13 @@ impl Connection {
         py.detach(|| conn.has_item())
     }
 
-    /// An fd readable exactly while a recv would not block (for select()).
-    fn readiness_fd(&self) -> PyResult<i32> {
+    /// A handle readable exactly while a recv would not block (for select()); always
+    /// writable.
+    fn readiness_fd(&self) -> PyResult<RawSock> {
         Ok(self.conn.readiness_fd()?)
     }
 
-    fn fileno(&self) -> i32 {
+    fn fileno(&self) -> RawSock {
         self.conn.fd()
     }
 

@@ -62,6 +62,7 @@ pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(reset_log_cache, m)?)?;
     m.add_function(wrap_pyfunction!(apply_mask, m)?)?;
     m.add_function(wrap_pyfunction!(validate_utf8, m)?)?;
+    connection::record_main_thread(m.py())?;
     m.add_class::<connection::Connection>()?;
     m.add_class::<protocol::Protocol>()?;
     m.add_class::<protocol::ProxyNegotiation>()?;

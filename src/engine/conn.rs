@@ -5,22 +5,23 @@
 //! writer never touches the read side. No lock is held while waiting for the GIL.
 
 use std::cell::RefCell;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
-use std::sync::atomic::{AtomicBool, AtomicI32, Ordering};
-use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
 use parking_lot::{Condvar, Mutex, MutexGuard};
 
 use super::error::{Error, Terminal};
-use super::reactor::{self, Reactor};
+use super::reactor::{self, Reactor, Ready};
 use crate::trace;
 use crate::protocol::codec::{Config, Item, Mode, Reply, TracedFrame};
 use crate::protocol::frame::{self, OP_CLOSE, OP_PONG};
 use crate::protocol::receiver::{Ended, Receiver};
 use crate::protocol::sender::{encode_failure, encode_reply, CloseSent, Sender};
+use crate::transport::readiness::Readiness;
 use crate::transport::socket::Wait;
 use crate::transport::stream::{ReadOutcome, Stream};
+use crate::transport::sys::RawSock;
 use crate::transport::{Deadline, Interrupt, NetError};
 
 /// Flow control: the reactor stops reading a connection whose queue holds more than this
@@ -96,8 +97,8 @@ pub struct Conn {
     outbox_flag: AtomicBool,
     want_write: AtomicBool,
     close: CloseSent,
-    /// eventfd signalled while an item is waiting (for select() on `ws.sock`); -1 if unused.
-    ready_fd: AtomicI32,
+    /// Readable while an item is waiting (for select() on `ws.sock`); made on first use.
+    ready: OnceLock<Readiness>,
     reactor: Arc<Reactor>,
     token: Mutex<Option<usize>>,
 }
@@ -139,11 +140,11 @@ impl Conn {
             outbox_flag: AtomicBool::new(false),
             want_write: AtomicBool::new(false),
             close: CloseSent::new(),
-            ready_fd: AtomicI32::new(-1),
+            ready: OnceLock::new(),
             reactor,
             token: Mutex::new(None),
         });
-        let token = conn.reactor.register(&conn, conn.stream.fd());
+        let token = conn.reactor.register(&conn, conn.stream.socket());
         *conn.token.lock() = Some(token);
         if !leftover.is_empty() {
             let mut st = conn.read.lock();
@@ -156,8 +157,8 @@ impl Conn {
         Ok(conn)
     }
 
-    pub fn fd(&self) -> i32 {
-        self.stream.fd()
+    pub fn fd(&self) -> RawSock {
+        self.stream.raw_socket()
     }
 
     pub fn is_tls(&self) -> bool {
@@ -424,7 +425,7 @@ impl Conn {
                 // TLS records already read from the socket: no readiness event will come.
                 self.reactor.serve_now(token);
             } else {
-                self.reactor.arm(token, self.stream.fd(), read, write);
+                self.reactor.arm(token, self.stream.socket(), read, write);
             }
         }
     }
@@ -451,8 +452,8 @@ impl Conn {
     }
 
     /// The reactor saw the socket ready.
-    pub(super) fn on_event(self: &Arc<Self>, events: u32) {
-        if events & libc::EPOLLOUT as u32 != 0 {
+    pub(super) fn on_event(self: &Arc<Self>, events: Ready) {
+        if events.writable {
             self.flush_nonblocking();
         }
         let mut st = self.read.lock();
@@ -463,7 +464,7 @@ impl Conn {
         if st.paused {
             // Armed for the write side only: reading stays paused until Python drains the
             // queue (resume_if_drained). A hung-up socket is reported whatever was asked.
-            if events & (libc::EPOLLHUP | libc::EPOLLERR) as u32 == 0 {
+            if !events.hangup {
                 self.arm_now(&mut st);
             }
             return;
@@ -511,22 +512,19 @@ impl Conn {
 
     // ---- select() readiness -------------------------------------------------------------
 
-    /// An fd that is readable exactly while an item is queued; created on first use.
-    pub fn readiness_fd(self: &Arc<Self>) -> std::io::Result<i32> {
-        let fd = self.ready_fd.load(Ordering::Acquire);
-        if fd >= 0 {
-            return Ok(fd);
+    /// A handle that is readable exactly while an item is queued (and always writable);
+    /// created on first use.
+    pub fn readiness_fd(self: &Arc<Self>) -> std::io::Result<RawSock> {
+        if let Some(r) = self.ready.get() {
+            return Ok(r.raw());
         }
         let mut st = self.read.lock();
-        let fd = self.ready_fd.load(Ordering::Acquire);
-        if fd >= 0 {
-            return Ok(fd);
+        if let Some(r) = self.ready.get() {
+            return Ok(r.raw());
         }
-        let new = unsafe { libc::eventfd(0, libc::EFD_CLOEXEC | libc::EFD_NONBLOCK) };
-        if new < 0 {
-            return Err(std::io::Error::last_os_error());
-        }
-        self.ready_fd.store(new, Ordering::Release);
+        // Set under the read lock: no other thread sets it meanwhile.
+        let _ = self.ready.set(Readiness::new()?);
+        let new = self.ready.get().expect("set above").raw();
         st.eager = true;
         st.ready_signalled = false;
         self.update_ready(&mut st);
@@ -537,22 +535,12 @@ impl Conn {
     }
 
     fn update_ready(&self, st: &mut ReadSide) {
-        let fd = self.ready_fd.load(Ordering::Relaxed);
-        if fd < 0 {
-            return;
-        }
+        let Some(ready) = self.ready.get() else { return };
         let want = st.has_item();
         if want == st.ready_signalled {
             return;
         }
-        let mut v: u64 = 1;
-        unsafe {
-            if want {
-                libc::write(fd, (&v as *const u64).cast(), 8);
-            } else {
-                libc::read(fd, (&mut v as *mut u64).cast(), 8);
-            }
-        }
+        ready.set(want);
         st.ready_signalled = want;
     }
 
@@ -605,10 +593,7 @@ impl Conn {
     /// sequence have moved past it), so dropping it would corrupt the stream.
     fn write_locked(&self, w: &mut WriteSide, plain: Option<&[u8]>, timeout: Option<Duration>, interrupt: Interrupt<'_>) -> Result<(), Error> {
         let scratch = std::mem::take(&mut w.scratch);
-        let wire = match self.stream.seal(plain.unwrap_or(&scratch)) {
-            Ok(wire) => wire,
-            Err(e) => return Err(e.into()),
-        };
+        let wire = self.stream.seal(plain.unwrap_or(&scratch))?;
         let mut res = Ok(());
         if !w.pending.is_empty() {
             let mut sent = 0;
@@ -865,12 +850,7 @@ impl Conn {
 impl Drop for Conn {
     fn drop(&mut self) {
         if let Some(token) = self.token.lock().take() {
-            self.reactor.deregister(token, self.stream.fd());
+            self.reactor.deregister(token, self.stream.socket());
         }
-        let fd = self.ready_fd.swap(-1, Ordering::AcqRel);
-        if fd >= 0 {
-            drop(unsafe { OwnedFd::from_raw_fd(fd) });
-        }
-        let _ = self.stream.fd().as_raw_fd();
     }
 }

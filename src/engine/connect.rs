@@ -1,7 +1,6 @@
 //! Opening a connection: TCP (or a given socket), a proxy tunnel, TLS, the HTTP upgrade,
 //! then a `Conn`.
 
-use std::os::fd::{AsRawFd, OwnedFd};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -14,6 +13,7 @@ use crate::protocol::handshake::{self, Answer, ParseError, RequestSpec, Response
 use crate::transport::proxy::{self, ProxySpec};
 use crate::transport::socket::{Socket, Wait};
 use crate::transport::stream::{ReadOutcome, Stream};
+use crate::transport::sys::RawSock;
 use crate::transport::tcp::{self, SockOpt};
 use crate::transport::tls::TlsOptions;
 use crate::transport::{Deadline, Interrupt, NetError};
@@ -25,7 +25,7 @@ pub struct ConnectSpec {
     /// TLS options when the URL is wss:// (ignored with `socket_fd`, like the reference).
     pub tls: Option<TlsOptions>,
     /// An already connected socket to use instead of connecting.
-    pub socket_fd: Option<i32>,
+    pub socket_fd: Option<RawSock>,
     /// A proxy to tunnel through (ignored with `socket_fd`, like the reference).
     pub proxy: Option<ProxySpec>,
     pub codec: Config,
@@ -52,23 +52,23 @@ pub enum Outcome {
 pub fn connect(spec: &ConnectSpec, interrupt: Interrupt<'_>) -> Result<Outcome, Error> {
     let mut deadline = Deadline::after(spec.timeout);
     let stream = match spec.socket_fd {
-        Some(fd) => Stream::plain(Socket::new(tcp::adopt(fd)?)),
+        Some(fd) => Stream::plain(tcp::adopt(fd)?),
         None => {
-            let fd = match &spec.proxy {
+            let sock = match &spec.proxy {
                 None => {
                     let addrs = tcp::resolve(&spec.request.host, spec.request.port)?;
                     tcp::connect(&addrs, &spec.sockopts, deadline, interrupt)?
                 }
                 Some(p) => {
-                    let fd = via_proxy(spec, p, interrupt)?;
+                    let sock = via_proxy(spec, p, interrupt)?;
                     // TLS and the upgrade get the whole timeout after the tunnel is up.
                     deadline = Deadline::after(spec.timeout);
-                    fd
+                    sock
                 }
             };
             match &spec.tls {
-                Some(opts) => Stream::tls(Socket::new(fd), opts, &spec.request.host, deadline, interrupt)?,
-                None => Stream::plain(Socket::new(fd)),
+                Some(opts) => Stream::tls(sock, opts, &spec.request.host, deadline, interrupt)?,
+                None => Stream::plain(sock),
             }
         }
     };
@@ -115,10 +115,10 @@ pub fn connect(spec: &ConnectSpec, interrupt: Interrupt<'_>) -> Result<Outcome, 
 
 /// Connects to the proxy and has it tunnel to the request's host; the proxy's own timeout
 /// covers both steps.
-fn via_proxy(spec: &ConnectSpec, proxy: &ProxySpec, interrupt: Interrupt<'_>) -> Result<OwnedFd, Error> {
+fn via_proxy(spec: &ConnectSpec, proxy: &ProxySpec, interrupt: Interrupt<'_>) -> Result<Socket, Error> {
     let deadline = Deadline::after(proxy.timeout);
     let addrs = tcp::resolve(&proxy.host, proxy.port)?;
-    let fd = tcp::connect(&addrs, &spec.sockopts, deadline, interrupt)?;
+    let sock = tcp::connect(&addrs, &spec.sockopts, deadline, interrupt)?;
     if trace::enabled() && proxy.kind == proxy::ProxyKind::Http {
         log::debug!(target: trace::TARGET, "Connecting proxy...");
     }
@@ -127,8 +127,8 @@ fn via_proxy(spec: &ConnectSpec, proxy: &ProxySpec, interrupt: Interrupt<'_>) ->
             trace::dump(title, text);
         }
     };
-    proxy::tunnel(fd.as_raw_fd(), proxy, &spec.request.host, spec.request.port, deadline, interrupt, &log)?;
-    Ok(fd)
+    proxy::tunnel(&sock, proxy, &spec.request.host, spec.request.port, deadline, interrupt, &log)?;
+    Ok(sock)
 }
 
 fn read_more(stream: &Stream, buf: &mut Vec<u8>, deadline: Deadline, interrupt: Interrupt<'_>) -> Result<bool, Error> {

@@ -1,30 +1,55 @@
 //! One background thread, shared by every connection, that reads sockets nobody is reading.
 //!
-//! A connection is watched (epoll, one-shot) only while no Python thread is inside `recv()`.
+//! A connection is watched (one-shot) only while no Python thread is inside `recv()`.
 //! After `recv()` returns the connection is put on a pending list and armed a little later,
 //! once its owner has been quiet for `QUIET`; a tight send/recv loop therefore never pays for
-//! epoll_ctl calls or reactor wake-ups, while a connection whose owner is busy elsewhere has
+//! re-arming calls or reactor wake-ups, while a connection whose owner is busy elsewhere has
 //! its pings answered within a few milliseconds.
+//!
+//! The poller is the `polling` crate (epoll on Linux, kqueue on macOS and the BSDs, IOCP with
+//! AFD polling on Windows), in its one-shot mode: an armed socket reports once and stays
+//! disarmed until armed again, which is this reactor's model (arm when nobody reads, re-arm
+//! after serving). Its `notify` is the waker. mio would do the I/O as well, but it is
+//! edge-triggered only, so each arm would become a read attempt plus bookkeeping of missed
+//! edges; `polling` maps one-shot arming onto each OS as it is.
 
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Weak};
 use std::time::{Duration, Instant};
 
 use parking_lot::Mutex;
+use polling::{Event, Events, Poller};
 
 use super::conn::Conn;
+use crate::transport::socket::Socket;
+use crate::transport::sys;
 
-const WAKE_TOKEN: u64 = u64::MAX;
+/// What the poller saw on a socket, in the reactor's terms.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Ready {
+    pub readable: bool,
+    pub writable: bool,
+    /// Hung up or in error: reading will tell how.
+    pub hangup: bool,
+}
+
+impl Ready {
+    /// Served without an event: bytes already buffered in this process.
+    const READABLE: Ready = Ready { readable: true, writable: false, hangup: false };
+
+    fn from_event(ev: &Event) -> Ready {
+        Ready { readable: ev.readable, writable: ev.writable, hangup: ev.is_interrupt() || ev.is_err() == Some(true) }
+    }
+}
 /// How long a connection's owner must have been out of `recv()` before the reactor takes
 /// over reading it.
 pub const QUIET: Duration = Duration::from_millis(1);
 /// A connection whose owner went back into `recv()` within this time of its last return
 /// stays on the pending list: in a send/recv loop each return would otherwise wake this
-/// thread (an eventfd write, a context switch and an epoll_wait per message, on the CPU the
-/// owner runs on), while a tick every TICK_MS serves the whole list.
+/// thread (a notify, a context switch and a poller wait per message, on the CPU the
+/// owner runs on), while a tick every TICK serves the whole list.
 pub const STAY_PENDING: Duration = Duration::from_millis(10);
-const TICK_MS: i32 = 2;
+const TICK: Duration = Duration::from_millis(2);
 
 static CURRENT: Mutex<Option<Arc<Reactor>>> = Mutex::new(None);
 
@@ -39,8 +64,7 @@ extern "C" fn atfork_release() {
 }
 
 pub struct Reactor {
-    epfd: OwnedFd,
-    wake: OwnedFd,
+    poller: Poller,
     slots: Mutex<Slots>,
     pending: Mutex<Vec<Weak<Conn>>>,
     has_pending: AtomicBool,
@@ -63,9 +87,7 @@ impl Reactor {
         static ATFORK: std::sync::Once = std::sync::Once::new();
         // A fork while another thread holds CURRENT would leave it locked for good in the
         // child: hold it across fork() so the child inherits it unlocked.
-        ATFORK.call_once(|| unsafe {
-            libc::pthread_atfork(Some(atfork_prepare), Some(atfork_release), Some(atfork_release));
-        });
+        ATFORK.call_once(|| sys::at_fork(Some(atfork_prepare), Some(atfork_release), Some(atfork_release)));
         let mut cur = CURRENT.lock();
         let pid = std::process::id();
         if let Some(r) = cur.as_ref().filter(|r| r.pid == pid) {
@@ -77,48 +99,36 @@ impl Reactor {
             .name("websocket-reactor".into())
             .stack_size(256 * 1024)
             .spawn(move || thread_ref.run())?;
-        *cur = Some(r.clone());
+        if let Some(parent) = cur.replace(r.clone()) {
+            // The parent's reactor, in a forked child: its poller (an epoll instance) is
+            // shared with the parent, and dropping it would unregister the parent's waker.
+            // Its thread's reference did not survive the fork either, so it is kept for good.
+            std::mem::forget(parent);
+        }
         Ok(r)
     }
 
     /// False in a forked child for the parent's reactor: its thread did not survive the
-    /// fork, and its epoll instance is shared with the parent, so the child must not change
-    /// it (an inherited connection dropped in the child would otherwise stop the parent's
-    /// reactor from watching that socket).
+    /// fork, and its poller is shared with the parent, so the child must not change it (an
+    /// inherited connection dropped in the child would otherwise stop the parent's reactor
+    /// from watching that socket).
     fn owned(&self) -> bool {
         self.pid == std::process::id()
     }
 
     fn new() -> std::io::Result<Reactor> {
-        unsafe {
-            let ep = libc::epoll_create1(libc::EPOLL_CLOEXEC);
-            if ep < 0 {
-                return Err(std::io::Error::last_os_error());
-            }
-            let epfd = OwnedFd::from_raw_fd(ep);
-            let w = libc::eventfd(0, libc::EFD_CLOEXEC | libc::EFD_NONBLOCK);
-            if w < 0 {
-                return Err(std::io::Error::last_os_error());
-            }
-            let wake = OwnedFd::from_raw_fd(w);
-            let mut ev = libc::epoll_event { events: libc::EPOLLIN as u32, u64: WAKE_TOKEN };
-            if libc::epoll_ctl(ep, libc::EPOLL_CTL_ADD, w, &mut ev) < 0 {
-                return Err(std::io::Error::last_os_error());
-            }
-            Ok(Reactor {
-                epfd,
-                wake,
-                slots: Mutex::new(Slots::default()),
-                pending: Mutex::new(Vec::new()),
-                has_pending: AtomicBool::new(false),
-                ready: Mutex::new(Vec::new()),
-                pid: std::process::id(),
-            })
-        }
+        Ok(Reactor {
+            poller: Poller::new()?,
+            slots: Mutex::new(Slots::default()),
+            pending: Mutex::new(Vec::new()),
+            has_pending: AtomicBool::new(false),
+            ready: Mutex::new(Vec::new()),
+            pid: std::process::id(),
+        })
     }
 
     /// Registers a connection's socket, disarmed; returns its token.
-    pub fn register(&self, conn: &Arc<Conn>, fd: RawFd) -> usize {
+    pub fn register(&self, conn: &Arc<Conn>, sock: &Socket) -> usize {
         debug_assert!(self.owned());
         let token = {
             let mut s = self.slots.lock();
@@ -133,16 +143,18 @@ impl Reactor {
                 }
             }
         };
-        let mut ev = libc::epoll_event { events: libc::EPOLLONESHOT as u32, u64: token as u64 };
-        unsafe { libc::epoll_ctl(self.epfd.as_raw_fd(), libc::EPOLL_CTL_ADD, fd, &mut ev) };
+        // SAFETY: `Conn`'s drop deregisters the socket before closing it.
+        if let Err(e) = unsafe { self.poller.add(sock.raw(), Event::none(token)) } {
+            log::error!(target: "websocket", "reactor: cannot watch a socket: {e}");
+        }
         token
     }
 
-    pub fn deregister(&self, token: usize, fd: RawFd) {
+    pub fn deregister(&self, token: usize, sock: &Socket) {
         if !self.owned() {
             return;
         }
-        unsafe { libc::epoll_ctl(self.epfd.as_raw_fd(), libc::EPOLL_CTL_DEL, fd, std::ptr::null_mut()) };
+        let _ = self.poller.delete(sock.inner());
         let mut s = self.slots.lock();
         if token < s.conns.len() {
             s.conns[token] = None;
@@ -152,19 +164,11 @@ impl Reactor {
 
     /// Arms the one-shot watch: readable when `read` is set (not while flow control has
     /// paused reading), writable when `write` is set.
-    pub fn arm(&self, token: usize, fd: RawFd, read: bool, write: bool) {
+    pub fn arm(&self, token: usize, sock: &Socket, read: bool, write: bool) {
         if !self.owned() {
             return;
         }
-        let mut events = libc::EPOLLONESHOT as u32;
-        if read {
-            events |= (libc::EPOLLIN | libc::EPOLLRDHUP) as u32;
-        }
-        if write {
-            events |= libc::EPOLLOUT as u32;
-        }
-        let mut ev = libc::epoll_event { events, u64: token as u64 };
-        unsafe { libc::epoll_ctl(self.epfd.as_raw_fd(), libc::EPOLL_CTL_MOD, fd, &mut ev) };
+        let _ = self.poller.modify(sock.inner(), Event::new(token, read, write));
     }
 
     /// Serves the connection on the reactor thread soon, without waiting for its socket: for
@@ -189,35 +193,24 @@ impl Reactor {
     }
 
     fn kick(&self) {
-        let one: u64 = 1;
-        unsafe { libc::write(self.wake.as_raw_fd(), (&one as *const u64).cast(), 8) };
+        let _ = self.poller.notify();
     }
 
     fn run(self: Arc<Self>) {
-        let mut events: Vec<libc::epoll_event> = vec![libc::epoll_event { events: 0, u64: 0 }; 64];
+        let mut events = Events::with_capacity(std::num::NonZeroUsize::new(64).expect("non-zero"));
         loop {
-            let timeout = if self.has_pending.load(Ordering::Acquire) { TICK_MS } else { -1 };
-            let n = unsafe { libc::epoll_wait(self.epfd.as_raw_fd(), events.as_mut_ptr(), events.len() as i32, timeout) };
-            if n < 0 {
-                let e = std::io::Error::last_os_error();
-                if e.kind() == std::io::ErrorKind::Interrupted {
-                    continue;
-                }
-                log::error!(target: "websocket", "reactor stopped: epoll_wait failed: {e}");
+            let timeout = if self.has_pending.load(Ordering::Acquire) { Some(TICK) } else { None };
+            events.clear();
+            if let Err(e) = self.poller.wait(&mut events, timeout) {
+                log::error!(target: "websocket", "reactor stopped: waiting for sockets failed: {e}");
                 return;
             }
-            for ev in &events[..n as usize] {
-                let (token, flags) = (ev.u64, ev.events);
-                if token == WAKE_TOKEN {
-                    let mut buf = 0u64;
-                    unsafe { libc::read(self.wake.as_raw_fd(), (&mut buf as *mut u64).cast(), 8) };
-                    continue;
-                }
-                self.serve(token as usize, flags);
+            for ev in events.iter() {
+                self.serve(ev.key, Ready::from_event(&ev));
             }
             let ready = std::mem::take(&mut *self.ready.lock());
             for token in ready {
-                self.serve(token, libc::EPOLLIN as u32);
+                self.serve(token, Ready::READABLE);
             }
             if self.has_pending.load(Ordering::Acquire) {
                 // A panic here must not end the thread every connection depends on.
@@ -230,7 +223,7 @@ impl Reactor {
         }
     }
 
-    fn serve(&self, token: usize, flags: u32) {
+    fn serve(&self, token: usize, flags: Ready) {
         let conn = {
             let s = self.slots.lock();
             s.conns.get(token).and_then(|c| c.as_ref()).and_then(|w| w.upgrade())
@@ -238,7 +231,7 @@ impl Reactor {
         if let Some(conn) = conn {
             let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
                 #[cfg(test)]
-                if conn.fd() == super::robustness_tests::PANIC_ON_FD.load(Ordering::SeqCst) {
+                if *super::robustness_tests::PANIC_ON.lock() == Some(conn.fd()) {
                     panic!("injected by a test");
                 }
                 conn.on_event(flags)

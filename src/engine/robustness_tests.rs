@@ -4,34 +4,30 @@
 
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
-use std::os::fd::{IntoRawFd, OwnedFd};
-use std::os::unix::net::UnixStream;
-use std::sync::atomic::{AtomicI32, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
+
+use parking_lot::Mutex;
 
 use super::conn::Conn;
 use crate::protocol::codec::Config;
 use crate::protocol::frame::{self, OP_CLOSE, OP_PING, OP_PONG, OP_TEXT};
 use crate::protocol::handshake::{self, RequestSpec};
-use crate::transport::socket::Socket;
+use crate::transport::socket;
 use crate::transport::stream::Stream;
+use crate::transport::sys::RawSock;
 use crate::transport::tcp;
 
-/// The reactor panics while handling the connection on this fd (see reactor.rs).
-pub(crate) static PANIC_ON_FD: AtomicI32 = AtomicI32::new(-1);
+/// The reactor panics while handling the connection on this socket (see reactor.rs).
+pub(crate) static PANIC_ON: Mutex<Option<RawSock>> = Mutex::new(None);
 
 const NO_INTERRUPT: &dyn Fn() -> bool = &|| false;
 
-fn conn_over(fd: OwnedFd) -> Arc<Conn> {
-    let fd = tcp::finish_socket(fd.into_raw_fd()).unwrap();
-    Conn::new(Stream::plain(Socket::new(fd)), Config::default(), &[]).unwrap()
-}
-
-fn pair() -> (Arc<Conn>, UnixStream) {
-    let (ours, theirs) = UnixStream::pair().unwrap();
+/// A connection over a loopback TCP pair, and the peer's end.
+fn pair() -> (Arc<Conn>, TcpStream) {
+    let (ours, theirs) = socket::test_pair();
     theirs.set_read_timeout(Some(Duration::from_secs(3))).unwrap();
-    (conn_over(OwnedFd::from(ours)), theirs)
+    (Conn::new(Stream::plain(ours), Config::default(), &[]).unwrap(), theirs)
 }
 
 /// Reads one (masked) client frame from the peer side: (opcode, unmasked payload); None
@@ -63,7 +59,7 @@ fn server_frame(opcode: u8, payload: &[u8]) -> Vec<u8> {
 fn reactor_survives_a_panic_in_one_connection() {
     let (bad, mut bad_peer) = pair();
     let (good, mut good_peer) = pair();
-    PANIC_ON_FD.store(bad.fd(), Ordering::SeqCst);
+    *PANIC_ON.lock() = Some(bad.fd());
 
     // The reactor reads `bad` (nobody is in recv()) and panics: that connection is failed...
     std::thread::sleep(Duration::from_millis(20));
@@ -75,14 +71,14 @@ fn reactor_survives_a_panic_in_one_connection() {
         }
         std::thread::sleep(Duration::from_millis(10));
     }
-    let err = bad.recv(false, Some(Duration::from_secs(3)), NO_INTERRUPT).err().expect("poisoned");
+    let err = bad.recv(false, Some(Duration::from_secs(3)), NO_INTERRUPT).expect_err("poisoned");
     assert!(format!("{err:?}").contains("internal error"), "{err:?}");
 
     // ... and the reactor thread lives on: it still answers pings on the other one.
     std::thread::sleep(Duration::from_millis(20));
     good_peer.write_all(&server_frame(OP_PING, b"still here")).unwrap();
     assert_eq!(read_client_frame(&mut good_peer), Some((OP_PONG, b"still here".to_vec())));
-    PANIC_ON_FD.store(-1, Ordering::SeqCst);
+    *PANIC_ON.lock() = None;
     drop((bad, good));
 }
 
@@ -110,11 +106,7 @@ fn serve_one(mut s: TcpStream) {
     }
     while let Some((op, data)) = read_client_frame(&mut s) {
         match op {
-            OP_TEXT => {
-                if s.write_all(&server_frame(OP_TEXT, &data)).is_err() {
-                    return;
-                }
-            }
+            OP_TEXT if s.write_all(&server_frame(OP_TEXT, &data)).is_err() => return,
             OP_CLOSE => {
                 let _ = s.write_all(&server_frame(OP_CLOSE, &data[..data.len().min(2)]));
                 return;
@@ -128,8 +120,7 @@ fn serve_one(mut s: TcpStream) {
 /// followed the head), without the parts that need a ConnectSpec.
 fn open(addr: std::net::SocketAddr) -> Arc<Conn> {
     let sock = TcpStream::connect(addr).unwrap();
-    let fd = tcp::finish_socket(sock.into_raw_fd()).unwrap();
-    let stream = Stream::plain(Socket::new(fd));
+    let stream = Stream::plain(tcp::finish_socket(socket2::Socket::from(sock)).unwrap());
     let spec = RequestSpec { host: "127.0.0.1".into(), port: addr.port(), resource: "/".into(), ..Default::default() };
     let (request, key) = handshake::build_request(&spec);
     stream.send_wire(&request, Some(Duration::from_secs(5)), NO_INTERRUPT).unwrap();

@@ -286,10 +286,8 @@ impl Codec {
             _ => unreachable!("direct read outside a payload"),
         };
         let start = self.msg.len() - added;
-        if self.checks_utf8() {
-            if self.utf8.feed(&self.msg[start..]).is_err() {
-                return Err(self.fail_utf8());
-            }
+        if self.checks_utf8() && self.utf8.feed(&self.msg[start..]).is_err() {
+            return Err(self.fail_utf8());
         }
         self.after_payload(h, remaining - added as u64, sink)
     }

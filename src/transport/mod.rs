@@ -5,6 +5,7 @@ pub mod keys;
 #[cfg(any(test, fuzzing))]
 pub mod loopback;
 pub mod proxy;
+pub mod readiness;
 pub mod socket;
 pub mod stream;
 pub mod sys;

@@ -5,9 +5,9 @@
 //! proxy at all stays an OS error, as it is for a direct connection.
 
 use std::net::SocketAddr;
-use std::os::fd::RawFd;
 use std::time::Duration;
 
+use super::socket::{RawIo, Socket, Wait};
 use super::{sys, tcp, Deadline, Interrupt, NetError};
 use crate::protocol::proxy::{self as negotiation, Negotiation, ProxyError, Target};
 pub use crate::protocol::proxy::ProxyKind;
@@ -33,11 +33,11 @@ impl From<ProxyError> for NetError {
     }
 }
 
-/// Talks to the proxy that `fd` is connected to until it tunnels to `host:port`.
+/// Talks to the proxy that `sock` is connected to until it tunnels to `host:port`.
 /// `trace(title, text)` receives the HTTP CONNECT request and response head, for
 /// `enableTrace`.
 pub fn tunnel(
-    fd: RawFd,
+    sock: &Socket,
     proxy: &ProxySpec,
     host: &str,
     port: u16,
@@ -45,7 +45,7 @@ pub fn tunnel(
     interrupt: Interrupt<'_>,
     trace: &dyn Fn(&str, &str),
 ) -> Result<(), NetError> {
-    let io = Io { fd, deadline, interrupt, what: proxy.kind.name() };
+    let io = Io { sock, deadline, interrupt, what: proxy.kind.name() };
     let target = match negotiation::target_for(proxy.kind, host) {
         Some(t) => t,
         None => resolve_target(proxy.kind, host, port)?,
@@ -83,7 +83,7 @@ fn resolve_target(kind: ProxyKind, host: &str, port: u16) -> Result<Target, NetE
 }
 
 struct Io<'a> {
-    fd: RawFd,
+    sock: &'a Socket,
     deadline: Deadline,
     interrupt: Interrupt<'a>,
     what: &'static str,
@@ -111,7 +111,7 @@ impl Io<'_> {
 
     fn send_all(&self, mut data: &[u8]) -> Result<(), NetError> {
         while !data.is_empty() {
-            match sys::send(self.fd, data, false) {
+            match self.sock.write(data, Wait::Slice) {
                 Ok(n) => data = &data[n..],
                 Err(e) if sys::is_would_block(&e) => self.wait_check()?,
                 Err(e) => return Err(self.io_err(e)),
@@ -123,7 +123,7 @@ impl Io<'_> {
     /// One receive (or peek) of at most `buf.len()` bytes; waits for at least one.
     fn recv_some(&self, buf: &mut [u8], peek: bool) -> Result<usize, NetError> {
         loop {
-            let r = if peek { sys::peek(self.fd, buf) } else { sys::recv(self.fd, buf, false) };
+            let r = if peek { self.sock.peek(buf, Wait::Slice) } else { self.sock.read(buf, Wait::Slice) };
             match r {
                 Ok(0) => return Err(self.eof()),
                 Ok(n) => return Ok(n),
@@ -164,10 +164,7 @@ mod tests {
     #[test]
     fn http_tunnel_reads_only_the_head() {
         use std::io::{Read, Write};
-        use std::os::fd::AsRawFd;
-        use std::os::unix::net::UnixStream;
-        let (client, mut server) = UnixStream::pair().unwrap();
-        client.set_read_timeout(Some(Duration::from_millis(50))).unwrap();
+        let (client, mut server) = crate::transport::socket::test_pair();
         let t = std::thread::spawn(move || {
             let mut buf = [0u8; 256];
             let n = server.read(&mut buf).unwrap();
@@ -181,22 +178,26 @@ mod tests {
             server
         });
         let spec = ProxySpec { kind: ProxyKind::Http, host: "p".into(), port: 1, auth: None, timeout: None };
-        tunnel(client.as_raw_fd(), &spec, "ws.example", 80, Deadline::after(Some(Duration::from_secs(5))), &|| false, &|_, _| {})
+        tunnel(&client, &spec, "ws.example", 80, Deadline::after(Some(Duration::from_secs(5))), &|| false, &|_, _| {})
             .unwrap();
         let _server = t.join().unwrap();
-        let mut rest = [0u8; 6];
-        (&client).read_exact(&mut rest).unwrap();
-        assert_eq!(&rest, b"TUNNEL");
+        let mut rest = Vec::new();
+        let mut buf = [0u8; 6];
+        while rest.len() < 6 {
+            match client.read(&mut buf[..6 - rest.len()], Wait::Slice) {
+                Ok(n) => rest.extend_from_slice(&buf[..n]),
+                Err(e) if sys::is_would_block(&e) => {}
+                Err(e) => panic!("{e}"),
+            }
+        }
+        assert_eq!(rest, b"TUNNEL");
     }
 
     #[test]
     fn tunnel_timeout_is_a_proxy_error() {
-        use std::os::fd::AsRawFd;
-        use std::os::unix::net::UnixStream;
-        let (client, _server) = UnixStream::pair().unwrap();
-        client.set_read_timeout(Some(Duration::from_millis(20))).unwrap();
+        let (client, _server) = crate::transport::socket::test_pair();
         let spec = ProxySpec { kind: ProxyKind::Socks5, host: "p".into(), port: 1, auth: None, timeout: None };
-        let err = tunnel(client.as_raw_fd(), &spec, "127.0.0.1", 1, Deadline::after(Some(Duration::from_millis(100))), &|| false, &|_, _| {})
+        let err = tunnel(&client, &spec, "127.0.0.1", 1, Deadline::after(Some(Duration::from_millis(100))), &|| false, &|_, _| {})
             .unwrap_err();
         assert_eq!(proxy_msg(err), "SOCKS5 proxy: timed out");
     }

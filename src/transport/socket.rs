@@ -7,11 +7,9 @@
 
 use std::io;
 use std::mem::MaybeUninit;
-use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::time::Duration;
 
-use super::sys;
-
+use super::sys::{self, RawSock};
 /// How long one read or write attempt may wait.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Wait {
@@ -32,39 +30,63 @@ pub trait RawIo: Send + Sync {
     fn shutdown(&self);
 }
 
-/// An owned, connected stream socket, blocking with `SLICE` timeouts (see `tcp::finish_socket`).
+/// An owned, connected stream socket in the engine's mode (`tcp::finish_socket`): every
+/// `Wait::Slice` attempt returns within about one `SLICE` (how, is `sys`'s business).
 #[derive(Debug)]
-pub struct Socket(OwnedFd);
+pub struct Socket(socket2::Socket);
 
 impl Socket {
-    pub fn new(fd: OwnedFd) -> Self {
-        Socket(fd)
+    pub fn new(sock: socket2::Socket) -> Self {
+        Socket(sock)
     }
 
-    pub fn fd(&self) -> RawFd {
-        self.0.as_raw_fd()
+    /// The OS handle (a file descriptor, or a SOCKET on Windows).
+    pub fn raw(&self) -> RawSock {
+        sys::raw(&self.0)
+    }
+
+    /// For the reactor's poller and for socket options.
+    pub fn inner(&self) -> &socket2::Socket {
+        &self.0
     }
 
     /// Waits up to `timeout` for the socket to become readable; true when it is.
     pub fn wait_readable(&self, timeout: Duration) -> io::Result<bool> {
-        Ok(sys::poll(self.fd(), libc::POLLIN, timeout)? != 0)
+        sys::wait_readable(&self.0, timeout)
+    }
+
+    /// Reads without consuming: the bytes stay queued (the proxy exchange).
+    pub fn peek(&self, buf: &mut [u8], wait: Wait) -> io::Result<usize> {
+        sys::peek(&self.0, buf, wait)
     }
 }
 
 impl RawIo for Socket {
     fn read(&self, buf: &mut [u8], wait: Wait) -> io::Result<usize> {
-        sys::recv(self.fd(), buf, wait == Wait::Now)
+        sys::recv(&self.0, buf, wait)
     }
 
     fn read_uninit(&self, buf: &mut [MaybeUninit<u8>], wait: Wait) -> io::Result<usize> {
-        sys::recv_uninit(self.fd(), buf, wait == Wait::Now)
+        sys::recv_uninit(&self.0, buf, wait)
     }
 
     fn write(&self, buf: &[u8], wait: Wait) -> io::Result<usize> {
-        sys::send(self.fd(), buf, wait == Wait::Now)
+        sys::send(&self.0, buf, wait)
     }
 
     fn shutdown(&self) {
-        sys::shutdown(self.fd());
+        let _ = self.0.shutdown(std::net::Shutdown::Both);
     }
+}
+
+/// A connected loopback TCP pair for tests: our end in the engine's mode, and the peer's
+/// as a plain blocking std stream.
+#[cfg(test)]
+pub fn test_pair() -> (Socket, std::net::TcpStream) {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let ours = std::net::TcpStream::connect(listener.local_addr().unwrap()).unwrap();
+    let (theirs, _) = listener.accept().unwrap();
+    ours.set_nodelay(true).unwrap();
+    theirs.set_nodelay(true).unwrap();
+    (super::tcp::finish_socket(socket2::Socket::from(ours)).unwrap(), theirs)
 }

@@ -45,8 +45,8 @@ fn outcome(r: std::io::Result<usize>) -> Result<ReadOutcome, NetError> {
 }
 
 impl Stream<Socket> {
-    pub fn fd(&self) -> std::os::fd::RawFd {
-        self.raw.fd()
+    pub fn raw_socket(&self) -> super::sys::RawSock {
+        self.raw.raw()
     }
 
     pub fn socket(&self) -> &Socket {

@@ -2,11 +2,12 @@
 //! applies by default.
 
 use std::net::{SocketAddr, ToSocketAddrs};
-use std::os::fd::{AsRawFd, FromRawFd, IntoRawFd, OwnedFd, RawFd};
+use std::time::Duration;
 
-use socket2::{Domain, Protocol, SockAddr, Socket, Type};
+use socket2::{Domain, Protocol, SockAddr, Socket, TcpKeepalive, Type};
 
-use super::{sys, Deadline, Interrupt, NetError};
+use super::sys::{self, RawSock};
+use super::{socket, Deadline, Interrupt, NetError};
 
 /// A user socket option: `(level, option, value)`.
 #[derive(Debug, Clone)]
@@ -22,24 +23,24 @@ pub struct SockOpt {
     pub value: OptValue,
 }
 
-pub fn apply_sockopts(fd: RawFd, opts: &[SockOpt]) -> std::io::Result<()> {
+pub fn apply_sockopts(sock: &Socket, opts: &[SockOpt]) -> std::io::Result<()> {
     for o in opts {
         match &o.value {
-            OptValue::Int(v) => sys::setsockopt_int(fd, o.level, o.name, *v)?,
-            OptValue::Bytes(b) => sys::setsockopt_bytes(fd, o.level, o.name, b)?,
+            OptValue::Int(v) => sys::setsockopt(sock, o.level, o.name, &v.to_ne_bytes())?,
+            OptValue::Bytes(b) => sys::setsockopt(sock, o.level, o.name, b)?,
         }
     }
     Ok(())
 }
 
-/// The reference's DEFAULT_SOCKET_OPTION: no Nagle, keepalive probing after 30 s.
-fn apply_defaults(fd: RawFd, is_tcp: bool) {
-    if is_tcp {
-        let _ = sys::setsockopt_int(fd, libc::IPPROTO_TCP, libc::TCP_NODELAY, 1);
-        let _ = sys::setsockopt_int(fd, libc::SOL_SOCKET, libc::SO_KEEPALIVE, 1);
-        let _ = sys::setsockopt_int(fd, libc::IPPROTO_TCP, libc::TCP_KEEPIDLE, 30);
-        let _ = sys::setsockopt_int(fd, libc::IPPROTO_TCP, libc::TCP_KEEPINTVL, 10);
-        let _ = sys::setsockopt_int(fd, libc::IPPROTO_TCP, libc::TCP_KEEPCNT, 3);
+/// The reference's DEFAULT_SOCKET_OPTION: no Nagle, keepalive probing after 30 s idle, every
+/// 10 s, 3 probes (each best effort: a system may refuse one, as older Windows refuse the
+/// probe count).
+fn apply_defaults(sock: &Socket) {
+    let _ = sock.set_tcp_nodelay(true);
+    let keepalive = TcpKeepalive::new().with_time(Duration::from_secs(30)).with_interval(Duration::from_secs(10));
+    if sock.set_tcp_keepalive(&keepalive.clone().with_retries(3)).is_err() {
+        let _ = sock.set_tcp_keepalive(&keepalive);
     }
 }
 
@@ -66,39 +67,35 @@ pub fn connect(
     sockopts: &[SockOpt],
     deadline: Deadline,
     interrupt: Interrupt<'_>,
-) -> Result<OwnedFd, NetError> {
+) -> Result<socket::Socket, NetError> {
     let mut last = None;
     for addr in addrs {
         match connect_one(addr, sockopts, deadline, interrupt) {
-            Ok(fd) => return Ok(fd),
-            Err(NetError::Io(e))
-                if matches!(e.raw_os_error(), Some(libc::ECONNREFUSED) | Some(libc::ENETUNREACH) | Some(libc::EHOSTUNREACH)) =>
-            {
-                last = Some(NetError::Io(e));
-            }
+            Ok(sock) => return Ok(sock),
+            Err(NetError::Io(e)) if sys::is_unreachable(&e) => last = Some(NetError::Io(e)),
             Err(e) => return Err(e),
         }
     }
     Err(last.unwrap_or_else(|| NetError::Address("no address to connect to".into())))
 }
 
-fn connect_one(addr: &SocketAddr, sockopts: &[SockOpt], deadline: Deadline, interrupt: Interrupt<'_>) -> Result<OwnedFd, NetError> {
-    let sock = Socket::new(Domain::for_address(*addr), Type::STREAM.cloexec(), Some(Protocol::TCP)).map_err(NetError::Io)?;
-    let fd = sock.as_raw_fd();
-    apply_defaults(fd, true);
-    apply_sockopts(fd, sockopts).map_err(NetError::Io)?;
+fn connect_one(addr: &SocketAddr, sockopts: &[SockOpt], deadline: Deadline, interrupt: Interrupt<'_>) -> Result<socket::Socket, NetError> {
+    // socket2 sets close-on-exec (Unix) or no handle inheritance (Windows), and SO_NOSIGPIPE
+    // on Apple systems.
+    let sock = Socket::new(Domain::for_address(*addr), Type::STREAM, Some(Protocol::TCP)).map_err(NetError::Io)?;
+    apply_defaults(&sock);
+    apply_sockopts(&sock, sockopts).map_err(NetError::Io)?;
     sock.set_nonblocking(true).map_err(NetError::Io)?;
     match sock.connect(&SockAddr::from(*addr)) {
         Ok(()) => {}
-        Err(e) if e.raw_os_error() == Some(libc::EINPROGRESS) => loop {
+        Err(e) if sys::connect_in_progress(&e) => loop {
             if interrupt() {
                 return Err(NetError::Interrupted);
             }
             if deadline.expired() {
                 return Err(NetError::ConnectTimeout);
             }
-            let rev = sys::poll(fd, libc::POLLOUT, deadline.slice()).map_err(NetError::Io)?;
-            if rev != 0 {
+            if sys::wait_writable(&sock, deadline.slice()).map_err(NetError::Io)? {
                 if let Some(err) = sock.take_error().map_err(NetError::Io)? {
                     return Err(NetError::Io(err));
                 }
@@ -107,33 +104,23 @@ fn connect_one(addr: &SocketAddr, sockopts: &[SockOpt], deadline: Deadline, inte
         },
         Err(e) => return Err(NetError::Io(e)),
     }
-    finish_socket(sock.into_raw_fd())
+    finish_socket(sock)
 }
 
-/// Puts a connected socket in the mode the engine expects: blocking, with short
-/// SO_RCVTIMEO/SO_SNDTIMEO slices so waits can check for interrupts.
-pub fn finish_socket(fd: RawFd) -> Result<OwnedFd, NetError> {
-    let owned = unsafe { OwnedFd::from_raw_fd(fd) };
-    sys::set_nonblocking(fd, false).map_err(NetError::Io)?;
-    sys::set_io_timeouts(fd, super::SLICE).map_err(NetError::Io)?;
-    Ok(owned)
+/// Puts a connected socket in the mode the engine expects (see `sys::prepare`): every wait
+/// returns within one slice, so it can check for interrupts.
+pub fn finish_socket(sock: Socket) -> Result<socket::Socket, NetError> {
+    sys::prepare(&sock, super::SLICE).map_err(NetError::Io)?;
+    Ok(socket::Socket::new(sock))
 }
 
-/// Adopts an already connected socket given by the user (`socket=`); the fd is duplicated so
+/// Adopts an already connected socket given by the user (`socket=`); it is duplicated so
 /// the user's object stays valid and independent.
-pub fn adopt(fd: RawFd) -> Result<OwnedFd, NetError> {
-    let dup = unsafe { libc::fcntl(fd, libc::F_DUPFD_CLOEXEC, 0) };
-    if dup < 0 {
-        return Err(NetError::Io(std::io::Error::last_os_error()));
-    }
-    let is_tcp = unsafe {
-        let mut domain: libc::c_int = 0;
-        let mut len = std::mem::size_of::<libc::c_int>() as libc::socklen_t;
-        libc::getsockopt(dup, libc::SOL_SOCKET, libc::SO_DOMAIN, (&mut domain as *mut libc::c_int).cast(), &mut len) == 0
-            && (domain == libc::AF_INET || domain == libc::AF_INET6)
-    };
+pub fn adopt(raw: RawSock) -> Result<socket::Socket, NetError> {
+    let dup = sys::adopt(raw).map_err(NetError::Io)?;
+    let is_tcp = dup.local_addr().is_ok_and(|a| a.is_ipv4() || a.is_ipv6());
     if is_tcp {
-        let _ = sys::setsockopt_int(dup, libc::IPPROTO_TCP, libc::TCP_NODELAY, 1);
+        let _ = dup.set_tcp_nodelay(true);
     }
     finish_socket(dup)
 }

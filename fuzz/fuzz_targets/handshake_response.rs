@@ -7,7 +7,8 @@
 //! Checked: no panic; the head length stays inside the buffer; a head that parses on a
 //! prefix parses the same on the whole input (so the chunking never changes the outcome);
 //! the size limit holds (nothing past MAX_HEAD_BYTES is ever waited for); `verify_upgrade`
-//! only accepts a response carrying the right accept key and a requested subprotocol.
+//! only accepts a response carrying the right accept key and a requested subprotocol, and
+//! refuses a choice the client did not offer (RFC 6455 4.1), also when it offered none.
 #![no_main]
 
 use _native::protocol::handshake::{parse_response, verify_upgrade, ParseError, MAX_HEADERS, MAX_HEAD_BYTES};
@@ -75,7 +76,26 @@ fn check_verify(r: &_native::protocol::handshake::Response, protos: &[String]) {
                 None => assert!(protos.is_empty()),
             }
         }
-        Err(m) => assert_eq!(m, "Invalid WebSocket Header"),
+        Err(m) => {
+            // Either the upgrade itself is wrong (the reference's bare message), or it is
+            // right and the subprotocol answer breaks RFC 6455 4.1 (the reason is appended).
+            let upgrade_ok = r.header("sec-websocket-accept").map(str::trim) == Some(ACCEPT)
+                && r.header("upgrade").is_some_and(|v| v.eq_ignore_ascii_case("websocket"))
+                && r.header("connection")
+                    .is_some_and(|v| v.split(',').any(|t| t.trim().eq_ignore_ascii_case("upgrade")));
+            if upgrade_ok {
+                let chosen = r.header("sec-websocket-protocol").map(|s| s.trim().to_lowercase());
+                let chosen = chosen.filter(|s| !s.is_empty());
+                let offered = |p: &String| protos.iter().any(|s| s.to_lowercase() == *p);
+                assert!(
+                    chosen.as_ref().map_or(!protos.is_empty(), |p| !offered(p)),
+                    "a valid upgrade with an acceptable subprotocol answer was refused: {m}"
+                );
+                assert!(m.starts_with("Invalid WebSocket Header: "), "{m}");
+            } else {
+                assert_eq!(m, "Invalid WebSocket Header");
+            }
+        }
     }
     // A response that answers our key never passes for another key.
     if r.header("sec-websocket-accept").map(str::trim) == Some(ACCEPT) {

@@ -13,7 +13,7 @@
 //! edge-triggered only, so each arm would become a read attempt plus bookkeeping of missed
 //! edges; `polling` maps one-shot arming onto each OS as it is.
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::{Arc, Weak};
 use std::time::{Duration, Instant};
 
@@ -52,14 +52,35 @@ pub const STAY_PENDING: Duration = Duration::from_millis(10);
 const TICK: Duration = Duration::from_millis(2);
 
 static CURRENT: Mutex<Option<Arc<Reactor>>> = Mutex::new(None);
+/// This process's id, cached (0: not known yet): `owned()` is asked on every arm and
+/// deregistration, and `std::process::id()` is a system call each time. Reset in a forked
+/// child.
+static PID: AtomicU32 = AtomicU32::new(0);
+
+fn current_pid() -> u32 {
+    match PID.load(Ordering::Relaxed) {
+        0 => {
+            let pid = std::process::id();
+            PID.store(pid, Ordering::Relaxed);
+            pid
+        }
+        pid => pid,
+    }
+}
 
 extern "C" fn atfork_prepare() {
     std::mem::forget(CURRENT.lock());
 }
 
-extern "C" fn atfork_release() {
-    // SAFETY: locked by atfork_prepare in this thread (the child's only thread is a copy of
-    // it), and the guard was forgotten.
+extern "C" fn atfork_parent() {
+    // SAFETY: locked by atfork_prepare in this thread, and the guard was forgotten.
+    unsafe { CURRENT.force_unlock() };
+}
+
+extern "C" fn atfork_child() {
+    PID.store(0, Ordering::Relaxed);
+    // SAFETY: locked by atfork_prepare in the thread the child's only thread is a copy of,
+    // and the guard was forgotten.
     unsafe { CURRENT.force_unlock() };
 }
 
@@ -87,9 +108,9 @@ impl Reactor {
         static ATFORK: std::sync::Once = std::sync::Once::new();
         // A fork while another thread holds CURRENT would leave it locked for good in the
         // child: hold it across fork() so the child inherits it unlocked.
-        ATFORK.call_once(|| sys::at_fork(Some(atfork_prepare), Some(atfork_release), Some(atfork_release)));
+        ATFORK.call_once(|| sys::at_fork(Some(atfork_prepare), Some(atfork_parent), Some(atfork_child)));
         let mut cur = CURRENT.lock();
-        let pid = std::process::id();
+        let pid = current_pid();
         if let Some(r) = cur.as_ref().filter(|r| r.pid == pid) {
             return Ok(r.clone());
         }
@@ -113,7 +134,7 @@ impl Reactor {
     /// inherited connection dropped in the child would otherwise stop the parent's reactor
     /// from watching that socket).
     fn owned(&self) -> bool {
-        self.pid == std::process::id()
+        self.pid == current_pid()
     }
 
     fn new() -> std::io::Result<Reactor> {
@@ -123,7 +144,7 @@ impl Reactor {
             pending: Mutex::new(Vec::new()),
             has_pending: AtomicBool::new(false),
             ready: Mutex::new(Vec::new()),
-            pid: std::process::id(),
+            pid: current_pid(),
         })
     }
 
@@ -169,6 +190,15 @@ impl Reactor {
             return;
         }
         let _ = self.poller.modify(sock.inner(), Event::new(token, read, write));
+    }
+
+    /// Withdraws an armed watch (a Python thread is about to read the socket itself), so
+    /// that the data it waits for does not also wake this thread for nothing.
+    pub fn disarm(&self, token: usize, sock: &Socket) {
+        if !self.owned() {
+            return;
+        }
+        let _ = self.poller.modify(sock.inner(), Event::none(token));
     }
 
     /// Serves the connection on the reactor thread soon, without waiting for its socket: for

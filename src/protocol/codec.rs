@@ -145,7 +145,7 @@ pub struct Codec {
     close_received: bool,
     /// permessage-deflate: the decompressor, and whether the message in progress is
     /// compressed (RSV1 on its first frame).
-    inflater: Option<Inflater>,
+    inflater: Option<Box<Inflater>>,
     msg_compressed: bool,
 }
 
@@ -168,7 +168,7 @@ impl Codec {
             frame_start: 0,
             msg_total: 0,
             close_received: false,
-            inflater: cfg.deflate.as_ref().map(Inflater::new),
+            inflater: cfg.deflate.as_ref().map(|p| Box::new(Inflater::new(p))),
             msg_compressed: false,
             cfg,
         }

@@ -40,7 +40,7 @@ impl CloseSent {
 pub struct Sender {
     /// The compressor (None without permessage-deflate, or when our window is limited to 8
     /// bits, which zlib cannot produce: messages then go uncompressed).
-    deflater: Option<Deflater>,
+    deflater: Option<Box<Deflater>>,
     /// A compressed fragmented message is in progress.
     compressing: bool,
     zbuf: Vec<u8>,
@@ -48,7 +48,7 @@ pub struct Sender {
 
 impl Sender {
     pub fn new(deflate: Option<&Params>) -> Self {
-        Sender { deflater: deflate.and_then(Deflater::new), compressing: false, zbuf: Vec::new() }
+        Sender { deflater: deflate.and_then(Deflater::new).map(Box::new), compressing: false, zbuf: Vec::new() }
     }
 
     /// Appends one frame's wire bytes to `out`; returns the frame's length on the wire.

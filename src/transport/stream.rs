@@ -18,7 +18,8 @@ use super::{sys, tls, Deadline, Interrupt, NetError};
 
 pub struct Stream<R: RawIo = Socket> {
     raw: R,
-    tls: Option<TlsSession>,
+    /// Boxed: a rustls session is about 1 KiB, which a plain connection should not carry.
+    tls: Option<Box<TlsSession>>,
 }
 
 /// Outcome of one read attempt.
@@ -61,14 +62,14 @@ impl<R: RawIo> Stream<R> {
 
     /// Wraps `raw` in TLS and runs the handshake.
     pub fn tls(raw: R, opts: &tls::TlsOptions, host: &str, deadline: Deadline, interrupt: Interrupt<'_>) -> Result<Self, NetError> {
-        let s = Stream { raw, tls: Some(TlsSession::new(opts, host)?) };
+        let s = Stream { raw, tls: Some(Box::new(TlsSession::new(opts, host)?)) };
         s.handshake(deadline, interrupt)?;
         Ok(s)
     }
 
     /// A stream over an existing TLS session (the transport's tests).
     pub fn with_session(raw: R, session: TlsSession, deadline: Deadline, interrupt: Interrupt<'_>) -> Result<Self, NetError> {
-        let s = Stream { raw, tls: Some(session) };
+        let s = Stream { raw, tls: Some(Box::new(session)) };
         s.handshake(deadline, interrupt)?;
         Ok(s)
     }
@@ -80,7 +81,7 @@ impl<R: RawIo> Stream<R> {
     /// Whether bytes wait in this process (TLS plaintext or undecrypted records), so that a
     /// read would return without the socket becoming readable.
     pub fn has_buffered(&self) -> bool {
-        self.tls.as_ref().is_some_and(TlsSession::has_buffered)
+        self.tls.as_deref().is_some_and(TlsSession::has_buffered)
     }
 
     fn handshake(&self, deadline: Deadline, interrupt: Interrupt<'_>) -> Result<(), NetError> {

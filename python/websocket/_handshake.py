@@ -133,11 +133,26 @@ def request_options(hostname: str, options: Dict[str, Any], compression: Any = N
     }
 
 
+# Lowercased header names, shared by every connection's headers dict (a connection keeps its
+# handshake's headers as long as it is open); bounded, as the names come from servers.
+_LOWER_NAMES: Dict[str, str] = {}
+_LOWER_NAMES_MAX = 512
+
+
+def _lower_name(name: str) -> str:
+    k = _LOWER_NAMES.get(name)
+    if k is None:
+        k = name.lower()
+        if len(_LOWER_NAMES) < _LOWER_NAMES_MAX:
+            _LOWER_NAMES[name] = k
+    return k
+
+
 def response_headers(pairs: List[Tuple[str, str]]) -> Dict[str, str]:
     """Lowercased names; duplicates overwrite, except set-cookie joined with '; '."""
     headers: Dict[str, str] = {}
     for name, value in pairs:
-        k = name.lower()
+        k = _lower_name(name)
         if k == "set-cookie" and k in headers:
             headers[k] = headers[k] + "; " + value
         else:

@@ -11,6 +11,7 @@ that scheme and always speaks HTTP CONNECT.
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 import os
 from typing import List, Optional, Tuple, Union
@@ -42,6 +43,18 @@ def parse_url(url: str) -> Tuple[str, int, str, bool]:
     Difference from websocket-client: path parameters (``/a;b``) stay in the resource;
     websocket-client silently drops them.
     """
+    if type(url) is str:
+        # A program opens the same few URLs again and again (reconnects, pools).
+        return _parse_url_cached(url)
+    return _parse_url(url)
+
+
+@functools.lru_cache(maxsize=256)
+def _parse_url_cached(url: str) -> Tuple[str, int, str, bool]:
+    return _parse_url(url)
+
+
+def _parse_url(url: str) -> Tuple[str, int, str, bool]:
     scheme, sep, rest = url.partition(":")
     if not sep:
         raise ValueError("url is invalid")

@@ -87,8 +87,8 @@ def _normalize_close_reason(reason: Union[str, bytes, None]) -> bytes:
         return reason
     return bytes(reason)
 
+
 _MODE_MESSAGES, _MODE_FRAGMENTS, _MODE_RAW = 0, 1, 2
-_OP_TEXT, _OP_BINARY, _OP_CLOSE = ABNF.OPCODE_TEXT, ABNF.OPCODE_BINARY, ABNF.OPCODE_CLOSE
 
 
 class _SocketView:
@@ -239,12 +239,32 @@ class WebSocket:
         self.driver: Optional[str] = None
         self._frame_buffer: Optional[frame_buffer] = None
         self._cont_frame: Optional[continuous_frame] = None
-        if enable_multithread:
-            self.lock: Any = threading.Lock()
-            self.readlock: Any = threading.Lock()
-        else:
-            self.lock = NoLock()
-            self.readlock = NoLock()
+        # The reference's send and read locks (``lock``, ``readlock``) are made on first use:
+        # most connections never take them (the engine orders frames itself), and two locks
+        # are a tenth of an idle connection's memory.
+        self._multithread = enable_multithread
+
+    def _make_lock(self, name: str) -> Any:
+        lock = threading.Lock() if self._multithread else NoLock()
+        return self.__dict__.setdefault(name, lock)  # atomic: one lock wins a race
+
+    @property
+    def lock(self) -> Any:
+        """The send lock (a ``threading.Lock``, or a no-op with ``enable_multithread=False``)."""
+        return self.__dict__.get("_lock") or self._make_lock("_lock")
+
+    @lock.setter
+    def lock(self, value: Any) -> None:
+        self.__dict__["_lock"] = value
+
+    @property
+    def readlock(self) -> Any:
+        """The receive lock, made like ``lock``."""
+        return self.__dict__.get("_readlock") or self._make_lock("_readlock")
+
+    @readlock.setter
+    def readlock(self, value: Any) -> None:
+        self.__dict__["_readlock"] = value
 
     # The reference's frame assembly helpers; only used by subclasses that read raw frames.
     @property
@@ -591,17 +611,16 @@ class WebSocket:
             # The hot path (bench/RESULTS.md, push100): the engine hands each message to one
             # caller under its own lock, so the reference's readlock is not taken here (it
             # cost as much as the engine's whole recv), and names are looked up once.
+            # One argument in, the payload out (no tuples): the call costs about what
+            # building the message's str does.
             try:
-                opcode, data = conn.recv_data(self.sock_opt.timeout, True, False)
+                data = conn.recv_text_or_binary(self.sock_opt.timeout)
             except WebSocketConnectionClosedException:
                 self.shutdown()
                 raise
-            if opcode == _OP_TEXT:
-                return data if type(data) is str else data.decode("utf-8")
-            if opcode == _OP_BINARY:
+            if data is not None:
                 return data  # type: ignore[no-any-return]
-            if opcode == _OP_CLOSE:
-                self._on_peer_close(data)
+            self._on_peer_close(conn.peer_close or b"")
             return ""
         with self.readlock:
             if self._native_recv and not self.fire_cont_frame:

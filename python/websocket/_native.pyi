@@ -67,6 +67,9 @@ class Connection:
         self, timeout: Optional[float] = None, decode: bool = True, control: bool = False
     ) -> Tuple[int, Union[str, bytes]]:
         """Next message as ``(opcode, data)``; text decoded when ``decode``."""
+    def recv_text_or_binary(self, timeout: Optional[float] = None) -> Union[str, bytes, None]:
+        """Next message's payload (``str`` for text); None once the peer's close frame is
+        here (its payload is ``peer_close``)."""
     def recv_batch(
         self,
         max: int = 256,

@@ -33,6 +33,8 @@ from ._ssl_compat import ssl
 
 __all__ = ["SocketConnection", "adopt"]
 
+_OP_TEXT = 0x1
+_OP_CLOSE = 0x8
 # Largest single read while a large payload comes in.
 _MAX_READ = 256 * 1024
 # How long the close frame that fails a connection may take to go out.
@@ -270,6 +272,16 @@ class SocketConnection:
                 if item is not None:
                     return item  # type: ignore[no-any-return]
             return self._wait_locked(lambda: proto.next_data(decode, control), timeout)  # type: ignore[no-any-return]
+
+    def recv_text_or_binary(self, timeout: Optional[float] = None) -> Union[str, bytes, None]:
+        """The next message's payload (``str`` for text), or None once the peer's close
+        frame is here (see ``peer_close``): ``WebSocket.recv()``'s call."""
+        opcode, data = self.recv_data(timeout, True, False)
+        if opcode == _OP_CLOSE:
+            return None
+        if opcode == _OP_TEXT and type(data) is not str:
+            return bytes(data).decode("utf-8")
+        return data  # type: ignore[no-any-return]
 
     def recv_message(self, control: bool = False, timeout: Optional[float] = None) -> Tuple[int, bool, int, bytes]:
         return self._wait(lambda: self._proto.next_message(control), timeout)  # type: ignore[no-any-return]

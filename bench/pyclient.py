@@ -220,12 +220,12 @@ def run_websocket_client_api() -> None:
             check_driver(ws)
             return ws
 
-        idle_measure(open_one, lambda ws: ws.close())
+        idle_measure(open_one, lambda ws: ws.close())  # type: ignore[no-untyped-call]
     elif SCENARIO.startswith("scale"):
-        app, conns, per = scale_spec()
+        use_app, conns, per = scale_spec()
         raise_nofile(2 * conns)
         path = f"{url}/push?n={per}&size={PUSH_SIZE}"
-        if app:
+        if use_app:
             scale_app(websocket, t, path, conns, per)
         else:
             scale_threads(websocket, t, path, conns, per)

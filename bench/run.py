@@ -1,18 +1,27 @@
 #!/usr/bin/env python3
 """The speed benchmark: this package against its peers, side by side, as ratios.
 
-    python bench/run.py            # full run (a few minutes), markdown report on stdout
+    python bench/run.py            # full run, markdown report on stdout
     python bench/run.py --quick    # smoke run: one round, a tenth of the counts
+    python bench/run.py --scenarios scale1,scale1000 --clients wsr,wsc --rounds 2
 
 Sets up everything it needs under bench/.work/ (kept between runs, so later runs are quick):
-  - venv-self:  this package, built from the checkout with maturin (--profile dist: fat LTO);
-  - venv-peers: websocket-client 1.9.2, wsaccel, websockets 17, picows 2.3;
+  - venv-self:  this package, built from the checkout with maturin (--profile dist: fat LTO),
+    plus gevent and rel;
+  - venv-peers: websocket-client 1.9.2, wsaccel, websockets 17, picows 2.3, gevent, rel;
   - rust-target: bench/rust (the echo/push server, the tungstenite and raw TCP clients).
 The server runs pinned to CPU 0, every client process to CPU 1. Each (scenario, round, client)
 is a fresh process; the clients' order rotates from round to round. Ratios are computed
 pairwise within a round, then the median over the rounds is reported.
-"""
 
+Rows: rt64, echo16k, echo1m, push100, push100app, handshake, idle200 for every client
+(wsr-gevent / wsc-gevent: the same websocket-client-API code under gevent's monkey.patch_all(),
+this package on its Python-socket driver; their ratio is reported per scenario), and the scale
+family for wsr, wsc (and picows in the thread rows): scale1..scale1000 (K connections pushed
+to at once, a Python thread per connection in a recv() loop) and scaleapp1..scaleapp1000 (K
+WebSocketApps on one shared rel dispatcher). The targets table is issue 15's; issue 5's
+follows it.
+"""
 from __future__ import annotations
 
 import argparse
@@ -377,8 +386,10 @@ def main() -> int:
 
     server = Server(rust_bin / "wsbench-server", server_cpu)
     raw: Dict[str, Dict[str, List[Dict[str, Any]]]] = {}
+    spent: Dict[str, float] = {}
     try:
         for s in scenarios:
+            t_scenario = time.monotonic()
             spec = SCENARIOS[s]
             todo = [c for c in clients if runs(c, s)]
             raw[s] = {c: [] for c in todo}
@@ -392,6 +403,7 @@ def main() -> int:
                     raw[s][c].append(r)
                     v = value(s, r)
                     log(f"{s:10} round {rnd + 1}/{rounds} {c:12} " + (f"{fmt(v, spec['unit'])} {spec['unit']}" if v is not None else str(r.get("skip") or r.get("error"))))
+            spent[s] = time.monotonic() - t_scenario
     finally:
         server.stop()
     t_done = time.monotonic()
@@ -399,6 +411,7 @@ def main() -> int:
     report = render(raw, scenarios, clients, rounds, args.quick, info)
     report.append("")
     report.append(f"Wall time: {t_built - t_start:.0f} s setup/build, {t_done - t_built:.0f} s measuring; load average at the end: {' '.join(f'{x:.2f}' for x in os.getloadavg())}.")
+    report.append("Measuring time per scenario (all rounds): " + ", ".join(f"{s} {secs:.0f} s" for s, secs in spent.items()) + ".")
     text = "\n".join(report) + "\n"
     print(text)
     if args.md:

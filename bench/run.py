@@ -87,7 +87,7 @@ for _k in SCALE_KS:
     )
 for _k in SCALE_KS:
     SCENARIOS[f"scaleapp{_k}"] = dict(
-        n=400_000, quick=40_000, n_by={"wsc": 4_000}, quick_by={"wsc": 1_000}, warmup=0, unit="msg/s",
+        n=1_000_000, quick=100_000, n_by={"wsc": 4_000}, quick_by={"wsc": 1_000}, warmup=0, unit="msg/s",
         desc=f"{_k} WebSocketApp(s) on one shared rel dispatcher", scale=("app", _k),
     )
 ECHO_ONLY = {"tcp", "tcp-py"}

@@ -206,10 +206,11 @@ def run_websocket_client_api() -> None:
         if count != N:
             emit(error=f"on_message got {count} of {N} messages; errors: {errors}")
     elif SCENARIO == "handshake":
+        ws = websocket.create_connection(url + "/echo")
+        check_driver(ws)
+        ws.close()
         for _ in range(WARMUP):
-            ws = websocket.create_connection(url + "/echo")
-            check_driver(ws)
-            ws.close()
+            websocket.create_connection(url + "/echo").close()
         t.start()
         for _ in range(N):
             websocket.create_connection(url + "/echo").close()

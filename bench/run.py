@@ -1,18 +1,27 @@
 #!/usr/bin/env python3
 """The speed benchmark: this package against its peers, side by side, as ratios.
 
-    python bench/run.py            # full run (a few minutes), markdown report on stdout
+    python bench/run.py            # full run, markdown report on stdout
     python bench/run.py --quick    # smoke run: one round, a tenth of the counts
+    python bench/run.py --scenarios scale1,scale1000 --clients wsr,wsc --rounds 2
 
 Sets up everything it needs under bench/.work/ (kept between runs, so later runs are quick):
-  - venv-self:  this package, built from the checkout with maturin (--profile dist: fat LTO);
-  - venv-peers: websocket-client 1.9.2, wsaccel, websockets 17, picows 2.3;
+  - venv-self:  this package, built from the checkout with maturin (--profile dist: fat LTO),
+    plus gevent and rel;
+  - venv-peers: websocket-client 1.9.2, wsaccel, websockets 17, picows 2.3, gevent, rel;
   - rust-target: bench/rust (the echo/push server, the tungstenite and raw TCP clients).
 The server runs pinned to CPU 0, every client process to CPU 1. Each (scenario, round, client)
 is a fresh process; the clients' order rotates from round to round. Ratios are computed
 pairwise within a round, then the median over the rounds is reported.
-"""
 
+Rows: rt64, echo16k, echo1m, push100, push100app, handshake, idle200 for every client
+(wsr-gevent / wsc-gevent: the same websocket-client-API code under gevent's monkey.patch_all(),
+this package on its Python-socket driver; their ratio is reported per scenario), and the scale
+family for wsr, wsc (and picows in the thread rows): scale1..scale1000 (K connections pushed
+to at once, a Python thread per connection in a recv() loop) and scaleapp1..scaleapp1000 (K
+WebSocketApps on one shared rel dispatcher). The targets table is issue 15's; issue 5's
+follows it.
+"""
 from __future__ import annotations
 
 import argparse
@@ -20,6 +29,7 @@ import datetime
 import json
 import os
 import platform
+import resource
 import shutil
 import statistics
 import subprocess
@@ -32,7 +42,10 @@ BENCH = Path(__file__).resolve().parent
 ROOT = BENCH.parent
 WORK = BENCH / ".work"
 
-PEER_REQUIREMENTS = ["websocket-client==1.9.2", "wsaccel==0.6.7", "websockets==17.*", "picows==2.3.*"]
+# In both venvs: gevent for the wsr-gevent / wsc-gevent clients (the version tests/test_green.py
+# pins) and rel, the shared dispatcher of the scaleapp rows (run_forever(dispatcher=rel)).
+GREEN = ["gevent==26.9.0", "rel==0.4.9.27"]
+PEER_REQUIREMENTS = ["websocket-client==1.9.2", "wsaccel==0.6.7", "websockets==17.*", "picows==2.3.*", *GREEN]
 MATURIN = "maturin>=1.5,<2"
 
 # name, runner, description
@@ -45,8 +58,11 @@ CLIENTS = [
     ("tungstenite", "rust", "plain Rust tungstenite client (ceiling)"),
     ("tcp", "rust", "raw TCP ping-pong of the same bytes, Rust (floor)"),
     ("tcp-py", "peers", "raw TCP ping-pong of the same bytes, Python socket"),
+    ("wsr-gevent", "self", "this package under gevent's monkey.patch_all() (its Python-socket driver)"),
+    ("wsc-gevent", "peers", "websocket-client 1.9.2, pure Python, under gevent's monkey.patch_all()"),
 ]
 PY_PEERS = ["wsc", "wsc-accel", "websockets", "picows"]
+GEVENT_PAIR = ("wsr-gevent", "wsc-gevent")
 
 # name: (count, quick count, warm-up, unit, description)
 SCENARIOS: Dict[str, Dict[str, Any]] = {
@@ -58,10 +74,47 @@ SCENARIOS: Dict[str, Dict[str, Any]] = {
     "handshake": dict(n=500, quick=50, warmup=10, unit="conn/s", desc="sequential connect + handshake + close"),
     "idle200": dict(n=200, quick=200, warmup=0, unit="KiB/conn", desc="RSS added per idle open connection, threads included"),
 }
+# The scale family: K open connections, the server pushing 100-byte text messages to all of
+# them; N messages in all (N/K per connection), N fixed per client across K so that per-message
+# figures compare. scaleK: one Python thread per connection in a recv() loop; scaleappK: K
+# WebSocketApps on one shared rel dispatcher. websocket-client is far slower (and under rel
+# bound by rel's 0.6 ms sleep per loop turn), so it gets fewer messages.
+SCALE_KS = (1, 10, 100, 1000)
+for _k in SCALE_KS:
+    SCENARIOS[f"scale{_k}"] = dict(
+        n=1_000_000, quick=100_000, n_by={"wsc": 50_000}, quick_by={"wsc": 5_000}, warmup=0, unit="msg/s",
+        desc=f"{_k} connection(s), a thread per connection in a recv() loop", scale=("threads", _k),
+    )
+for _k in SCALE_KS:
+    SCENARIOS[f"scaleapp{_k}"] = dict(
+        n=1_000_000, quick=100_000, n_by={"wsc": 4_000}, quick_by={"wsc": 1_000}, warmup=0, unit="msg/s",
+        desc=f"{_k} WebSocketApp(s) on one shared rel dispatcher", scale=("app", _k),
+    )
 ECHO_ONLY = {"tcp", "tcp-py"}
+# Who runs the scale rows (picows: one asyncio loop; the same code for both variants, so only
+# in the thread rows, as its reference).
+SCALE_CLIENTS = {"threads": ("wsr", "wsc", "picows"), "app": ("wsr", "wsc")}
 SIZES = {"echo1m": 1024 * 1024}
 
-# The issue's targets, checked on the median pairwise ratios.
+# Issue 15's targets: (scenario, label, measure, comparison, value). measure:
+# ("ratio", a, b) = median over the rounds of a / b (pairwise within a round);
+# ("value", a) = median of a's headline value; ("scale", variant, "rate" | "cpu") = this
+# package's median at K=1000 over its median at K=1 (aggregate msg/s, CPU µs per message).
+THROUGHPUT = ("rt64", "echo16k", "echo1m", "push100", "push100app", "handshake")
+TARGETS15 = [
+    ("rt64", "wsr >= 0.95x tungstenite", ("ratio", "wsr", "tungstenite"), ">=", 0.95),
+    ("echo16k", "wsr >= 1.0x tungstenite", ("ratio", "wsr", "tungstenite"), ">=", 1.0),
+    ("echo1m", "wsr >= 1.2x tungstenite", ("ratio", "wsr", "tungstenite"), ">=", 1.2),
+    ("push100", "wsr >= 3x picows", ("ratio", "wsr", "picows"), ">=", 3.0),
+    ("handshake", "wsr >= 0.8x tungstenite", ("ratio", "wsr", "tungstenite"), ">=", 0.8),
+    ("idle200", "<= 1.8 KiB per idle connection", ("value", "wsr"), "<=", 1.8),
+    ("scale", "threads: K=1000 aggregate msg/s within 1.5x of K=1 (K1000 / K1 >= 0.67)", ("scale", "threads", "rate"), ">=", 1 / 1.5),
+    ("scale", "threads: K=1000 CPU/msg within 1.5x of K=1 (K1000 / K1 <= 1.5)", ("scale", "threads", "cpu"), "<=", 1.5),
+    ("scaleapp", "shared dispatcher: K=1000 aggregate msg/s within 1.5x of K=1", ("scale", "app", "rate"), ">=", 1 / 1.5),
+    ("scaleapp", "shared dispatcher: K=1000 CPU/msg within 1.5x of K=1", ("scale", "app", "cpu"), "<=", 1.5),
+] + [(s, "wsr-gevent >= 2x wsc-gevent", ("ratio", "wsr-gevent", "wsc-gevent"), ">=", 2.0) for s in THROUGHPUT]
+
+# Issue 5's targets (met on 2026-11-24), kept as a second table.
 # (scenario, kind, value): kind "peers" = ahead of every Python peer; "wsc" = at least value x
 # websocket-client; "tung" = within value x of tungstenite; "kib" = at most value KiB/conn.
 TARGETS = [
@@ -103,7 +156,7 @@ def ensure_venv(venv: Path, requirements: List[str]) -> Path:
 
 def build_self(profile: str) -> Path:
     """This package, built from the checkout into its own venv (incremental: own target dir)."""
-    py = ensure_venv(WORK / "venv-self", [MATURIN])
+    py = ensure_venv(WORK / "venv-self", [MATURIN, *GREEN])
     wheels = WORK / "wheels"
     shutil.rmtree(wheels, ignore_errors=True)
     env = dict(os.environ, CARGO_TARGET_DIR=str(WORK / "self-target"))
@@ -134,9 +187,28 @@ def pinner(cpu: Optional[int]) -> Optional[Callable[[], None]]:
     return lambda: os.sched_setaffinity(0, {cpu})
 
 
+def raise_nofile() -> None:
+    """The soft limit on open files up to the hard one: the scale1000 rows keep 1000
+    connections open (on the server: 1000 sockets; the Python clients raise their own)."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft != hard:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+
+
+def server_preexec(cpu: Optional[int]) -> Callable[[], None]:
+    pin = pinner(cpu)
+
+    def pre() -> None:
+        raise_nofile()
+        if pin is not None:
+            pin()
+
+    return pre
+
+
 class Server:
     def __init__(self, binary: Path, cpu: Optional[int]):
-        self.proc = subprocess.Popen([str(binary), "--port", "0"], stdin=subprocess.PIPE, stdout=subprocess.PIPE, preexec_fn=pinner(cpu))
+        self.proc = subprocess.Popen([str(binary), "--port", "0"], stdin=subprocess.PIPE, stdout=subprocess.PIPE, preexec_fn=server_preexec(cpu))
         assert self.proc.stdout is not None
         line = self.proc.stdout.readline().decode()
         if not line.startswith("PORT "):
@@ -154,6 +226,24 @@ class Server:
         except subprocess.TimeoutExpired:
             self.proc.kill()
             self.proc.wait()
+
+
+def runs(client: str, scenario: str) -> bool:
+    """Whether `client` takes part in `scenario`."""
+    spec = SCENARIOS[scenario]
+    if "scale" in spec:
+        return client in SCALE_CLIENTS[spec["scale"][0]]
+    if client in ECHO_ONLY:
+        return scenario in ("rt64", "echo16k", "echo1m")
+    return not (client == "tungstenite" and scenario == "push100app")
+
+
+def count(scenario: str, client: str, quick: bool) -> int:
+    """N for one run: the scenario's, or the client's own where it has one (scale rows)."""
+    spec = SCENARIOS[scenario]
+    if quick:
+        return int(spec.get("quick_by", {}).get(client, spec["quick"]))
+    return int(spec.get("n_by", {}).get(client, spec["n"]))
 
 
 def one_run(cmds: Dict[str, List[str]], client: str, scenario: str, addr: str, n: int, warmup: int, cpu: Optional[int]) -> Dict[str, Any]:
@@ -296,23 +386,24 @@ def main() -> int:
 
     server = Server(rust_bin / "wsbench-server", server_cpu)
     raw: Dict[str, Dict[str, List[Dict[str, Any]]]] = {}
+    spent: Dict[str, float] = {}
     try:
         for s in scenarios:
+            t_scenario = time.monotonic()
             spec = SCENARIOS[s]
-            n = spec["quick"] if args.quick else spec["n"]
-            todo = [c for c in clients if not (c in ECHO_ONLY and s not in ("rt64", "echo16k", "echo1m"))]
-            todo = [c for c in todo if not (c == "tungstenite" and s == "push100app")]
+            todo = [c for c in clients if runs(c, s)]
             raw[s] = {c: [] for c in todo}
             for rnd in range(rounds):
                 order = todo[rnd % len(todo):] + todo[: rnd % len(todo)]
                 for c in order:
                     if not server.alive():
                         raise SystemExit("the benchmark server died")
-                    r = one_run(cmds, c, s, server.addr, n, spec["warmup"], client_cpu)
+                    r = one_run(cmds, c, s, server.addr, count(s, c, args.quick), spec["warmup"], client_cpu)
                     r["round"] = rnd
                     raw[s][c].append(r)
                     v = value(s, r)
                     log(f"{s:10} round {rnd + 1}/{rounds} {c:12} " + (f"{fmt(v, spec['unit'])} {spec['unit']}" if v is not None else str(r.get("skip") or r.get("error"))))
+            spent[s] = time.monotonic() - t_scenario
     finally:
         server.stop()
     t_done = time.monotonic()
@@ -320,6 +411,7 @@ def main() -> int:
     report = render(raw, scenarios, clients, rounds, args.quick, info)
     report.append("")
     report.append(f"Wall time: {t_built - t_start:.0f} s setup/build, {t_done - t_built:.0f} s measuring; load average at the end: {' '.join(f'{x:.2f}' for x in os.getloadavg())}.")
+    report.append("Measuring time per scenario (all rounds): " + ", ".join(f"{s} {secs:.0f} s" for s, secs in spent.items()) + ".")
     text = "\n".join(report) + "\n"
     print(text)
     if args.md:
@@ -356,6 +448,97 @@ def best_peer(row: Dict[str, float], lower_is_better: bool) -> Optional[float]:
     return min(vals) if lower_is_better else max(vals)
 
 
+def status(got: Optional[float], cmp: str, want: float) -> str:
+    """met / MISSED by how much / not measured."""
+    if got is None:
+        return "not measured"
+    if {">": got > want, ">=": got >= want, "<=": got <= want}[cmp]:
+        return "met"
+    if got <= 0:
+        return "MISSED"
+    short = want / got if cmp != "<=" else got / want
+    return f"MISSED by {(short - 1) * 100:.1f}%" if short < 1.1 else f"MISSED by {short:.2f}x"
+
+
+def cpu_us(runs: List[Dict[str, Any]]) -> Optional[float]:
+    """Median client CPU µs per operation."""
+    return median([r["cpu"] / r["ops"] * 1e6 for r in runs if r.get("ops")])
+
+
+def render_scale(raw: Dict[str, Dict[str, List[Dict[str, Any]]]], scenarios: List[str], rounds: int) -> "tuple[List[str], Dict[str, Dict[str, Optional[float]]]]":
+    """One table for the scale rows; returns it and, per variant, this package's K=1000 / K=1
+    ratios (aggregate msg/s, CPU per message; ratios of the medians: the two are different runs)."""
+    rows_by_variant: Dict[str, List[str]] = {}
+    for s in scenarios:
+        if "scale" in SCENARIOS[s]:
+            rows_by_variant.setdefault(SCENARIOS[s]["scale"][0], []).append(s)
+    if not rows_by_variant:
+        return [], {}
+    clients: List[str] = []
+    for s in (x for xs in rows_by_variant.values() for x in xs):
+        clients += [c for c in raw[s] if c not in clients]
+    out = [
+        "## scale: the server pushes 100-byte text messages to K open connections",
+        "",
+        "N messages in all per run (N/K per connection, the same N at every K), every connection open before the clock starts; "
+        "aggregate msg/s = N / (first \"go\" sent .. last message received); CPU = the client process's user+sys per message. "
+        "`threads`: one Python thread per connection in a recv() loop (picows: one asyncio loop). "
+        "`rel`: K WebSocketApps on one shared rel dispatcher (`run_forever(dispatcher=rel)`, then `rel.dispatch()`); "
+        "rel sleeps 0.6 ms per loop turn, and websocket-client reads one frame per readable callback, so its rel rows are bound by that sleep at small K.",
+        "",
+    ]
+    ns = []
+    for c in clients:
+        got = sorted({r["ops"] for s in rows_by_variant.get("threads", []) + rows_by_variant.get("app", []) if c in raw[s] for r in raw[s][c] if r.get("ops")})
+        if got:
+            ns.append(f"{c} {'/'.join(f'{n:,}' for n in got)}")
+    out.append("N per run: " + "; ".join(ns) + ".")
+    out.append("")
+    head = "| consumer | K | " + " | ".join(f"{c} msg/s | {c} CPU µs/msg" for c in clients) + " | wsr / wsc |"
+    out.append(head)
+    out.append("|---|---:|" + "---:|---:|" * len(clients) + "---:|")
+    factors: Dict[str, Dict[str, Optional[float]]] = {}
+    for variant, names in rows_by_variant.items():
+        label = "threads" if variant == "threads" else "rel"
+        stats: Dict[int, Dict[str, "tuple[Optional[float], Optional[float]]"]] = {}
+        for s in names:
+            k = SCENARIOS[s]["scale"][1]
+            cells = []
+            stats[k] = {}
+            for c in clients:
+                runs = raw[s].get(c, [])
+                vals = [v for v in (value(s, r) for r in runs) if v is not None]
+                if not runs:
+                    cells.append("| |")
+                    continue
+                if not vals:
+                    note = next((r.get("skip") or r.get("error") for r in runs if "ops" not in r), None)
+                    cells.append(f"n/a: {note} | |")
+                    continue
+                rate, cpu = median(vals), cpu_us(runs)
+                stats[k][c] = (rate, cpu)
+                failed = len(runs) - len(vals)
+                cells.append(f"{fmt(rate)}{f' ({failed} failed)' if failed else ''} | {fmt(cpu)} |")
+            ratio = ratio_median(per_round(raw[s], s, rounds), lambda row: row.get("wsr"), lambda row: row.get("wsc"))
+            out.append(f"| {label} | {k} | " + " ".join(cells) + f" {fmt(ratio)}{'x' if ratio is not None else ''} |")
+        if 1 in stats and 1000 in stats:
+            cells = []
+            for c in clients:
+                a, b = stats[1].get(c), stats[1000].get(c)
+                if a and b and a[0] and b[0] is not None and a[1] and b[1] is not None:
+                    cells.append(f"{b[0] / a[0]:.2f}x | {b[1] / a[1]:.2f}x |")
+                else:
+                    cells.append("- | - |")
+            out.append(f"| {label} | K1000 / K1 | " + " ".join(cells) + " |")
+            a, b = stats[1].get("wsr"), stats[1000].get("wsr")
+            factors[variant] = {
+                "rate": b[0] / a[0] if a and b and a[0] and b[0] is not None else None,
+                "cpu": b[1] / a[1] if a and b and a[1] and b[1] is not None else None,
+            }
+    out.append("")
+    return out, factors
+
+
 def render(raw: Dict[str, Dict[str, List[Dict[str, Any]]]], scenarios: List[str], clients: List[str], rounds: int, quick: bool, info: List[str]) -> List[str]:
     desc = dict((c, d) for c, _, d in CLIENTS)
     out = ["# websocket-rust benchmark" + (" (--quick smoke run: counts / 10, 1 round)" if quick else ""), ""]
@@ -369,11 +552,15 @@ def render(raw: Dict[str, Dict[str, List[Dict[str, Any]]]], scenarios: List[str]
         "",
     ]
     ratios: Dict[str, Dict[str, Optional[float]]] = {}
+    rounds_of: Dict[str, List[Dict[str, float]]] = {}
     for s in scenarios:
         spec = SCENARIOS[s]
+        if "scale" in spec:
+            continue
         unit = spec["unit"]
         low = s == "idle200"
         rows = per_round(raw[s], s, rounds)
+        rounds_of[s] = rows
         out.append(f"## {s}: {spec['desc']}, n={raw[s] and next(iter(raw[s].values()))[0].get('ops', '?')}")
         out.append("")
         if low:
@@ -393,11 +580,14 @@ def render(raw: Dict[str, Dict[str, List[Dict[str, Any]]]], scenarios: List[str]
                 th = median([float(r["threads"]) for r in runs if "threads" in r])
                 out.append(f"| {c} | {fmt(median(vals), unit)} | {fmt(min(vals), unit)}..{fmt(max(vals), unit)} | {fmt(th)} | {fmt(vs_wsc)}x |")
             else:
-                cpu = median([r["cpu"] / r["ops"] * 1e6 for r in runs if "ops" in r and r["ops"]])
                 vs_best = ratio_median(rows, lambda row: row.get(c), lambda row: best_peer(row, low))
-                out.append(f"| {c} | {fmt(median(vals), unit)} | {fmt(min(vals), unit)}..{fmt(max(vals), unit)} | {fmt(cpu)} | {fmt(vs_wsc)}x | {fmt(vs_best)}x |")
+                out.append(f"| {c} | {fmt(median(vals), unit)} | {fmt(min(vals), unit)}..{fmt(max(vals), unit)} | {fmt(cpu_us(runs))} | {fmt(vs_wsc)}x | {fmt(vs_best)}x |")
             if note:
                 out[-1] += f" ({len(runs) - len(vals)} failed: {note})"
+        green = ratio_median(rows, lambda row: row.get(GEVENT_PAIR[0]), lambda row: row.get(GEVENT_PAIR[1]))
+        if green is not None:
+            out.append("")
+            out.append(f"Under gevent: wsr-gevent / wsc-gevent = {green:.2f}x (pairwise per round, median){' (KiB/conn: lower is better)' if low else ''}.")
         out.append("")
         ratios[s] = {
             "wsc": ratio_median(rows, lambda row: row.get("wsr"), lambda row: row.get("wsc")),
@@ -405,7 +595,35 @@ def render(raw: Dict[str, Dict[str, List[Dict[str, Any]]]], scenarios: List[str]
             "tung": ratio_median(rows, lambda row: row.get("tungstenite"), lambda row: row.get("wsr")),
             "kib": median([row["wsr"] for row in rows if "wsr" in row]),
         }
-    out.append("## Targets (issue 5), on the median pairwise ratios")
+    scale_out, factors = render_scale(raw, scenarios, rounds)
+    out += scale_out
+
+    out.append("## Targets (issue 15)")
+    out.append("")
+    out.append("Ratios: median over the rounds of the pairwise ratio within each round; scale: ratio of this package's medians at K=1000 and K=1.")
+    out.append("")
+    out.append("| scenario | target | measured | status |")
+    out.append("|---|---|---:|---|")
+    for s, label, measure, cmp, want in TARGETS15:
+        got: Optional[float]
+        if measure[0] == "scale":
+            if measure[1] not in factors:
+                continue
+            got = factors[measure[1]][measure[2]]
+            shown = "-" if got is None else f"{got:.2f}x"
+        elif s not in rounds_of:
+            continue
+        elif measure[0] == "ratio":
+            a, b = measure[1], measure[2]
+            got = ratio_median(rounds_of[s], lambda row: row.get(a), lambda row: row.get(b))
+            shown = "-" if got is None else f"{got:.2f}x"
+        else:
+            got = median([row[measure[1]] for row in rounds_of[s] if measure[1] in row])
+            shown = "-" if got is None else f"{got:.1f} KiB"
+        out.append(f"| {s} | {label} | {shown} | {status(got, cmp, want)} |")
+
+    out.append("")
+    out.append("## Targets of issue 5 (met on 2026-11-24), on the median pairwise ratios")
     out.append("")
     out.append("| scenario | target | measured | status |")
     out.append("|---|---|---:|---|")
@@ -414,22 +632,15 @@ def render(raw: Dict[str, Dict[str, List[Dict[str, Any]]]], scenarios: List[str]
             continue
         got = ratios[s][kind]
         if kind == "peers":
-            label, ok = "ahead of every Python peer (wsr / best peer > 1)", got is not None and got > want
+            label, st = "ahead of every Python peer (wsr / best peer > 1)", status(got, ">", want)
         elif kind == "wsc":
-            label, ok = f">= {want:g}x websocket-client", got is not None and got >= want
+            label, st = f">= {want:g}x websocket-client", status(got, ">=", want)
         elif kind == "tung":
-            label, ok = f"within {want:g}x of tungstenite (tungstenite / wsr <= {want:g})", got is not None and got <= want
+            label, st = f"within {want:g}x of tungstenite (tungstenite / wsr <= {want:g})", status(got, "<=", want)
         else:
-            label, ok = f"<= {want:g} KiB per idle connection", got is not None and got <= want
-        if got is None:
-            status = "not measured"
-        elif ok:
-            status = "met"
-        else:
-            short = want / got if kind in ("peers", "wsc") else got / want
-            status = f"MISSED by {(short - 1) * 100:.1f}%" if short < 1.1 else f"MISSED by {short:.2f}x"
+            label, st = f"<= {want:g} KiB per idle connection", status(got, "<=", want)
         shown = "-" if got is None else (f"{got:.1f} KiB" if kind == "kib" else f"{got:.2f}x")
-        out.append(f"| {s} | {label} | {shown} | {status} |")
+        out.append(f"| {s} | {label} | {shown} | {st} |")
     return out
 
 

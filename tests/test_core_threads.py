@@ -244,3 +244,60 @@ def test_ctrl_c_interrupts_blocking_recv(echo_url, child_env, timeout):
     # the recv had been blocked ~0.5 s; the signal must break it within ~1 s
     assert interrupted_after < 0.5 + 1.0
     assert elapsed < 3
+
+
+def _switches() -> int:
+    import resource
+
+    return resource.getrusage(resource.RUSAGE_SELF).ru_nvcsw
+
+
+@pytest.mark.drivers("native")
+def test_idle_readers_on_other_threads_do_not_wake_up(echo_url):
+    """Threads blocked in recv() on quiet connections sleep until data, a deadline or a
+    shutdown: only the main thread (where Ctrl-C lands) wakes every 50 ms slice. With 40
+    readers, slicing would be 800 wake-ups a second; the bound is ten times under that."""
+    n = 40
+    conns = [websocket.create_connection(echo_url) for _ in range(n)]
+    timed = websocket.create_connection(echo_url, timeout=0.4)
+    got, errors = [], []
+
+    def reader(ws):
+        try:
+            got.append(ws.recv())
+        except Exception as e:  # noqa: BLE001
+            errors.append(e)
+
+    def timed_reader():
+        try:
+            timed.recv()
+        except websocket.WebSocketTimeoutException as e:
+            errors.append(e)
+
+    threads = [threading.Thread(target=reader, args=(c,), daemon=True) for c in conns]
+    threads.append(threading.Thread(target=timed_reader, daemon=True))
+    t0 = time.monotonic()
+    for t in threads:
+        t.start()
+    time.sleep(0.3)
+    before = _switches()
+    time.sleep(1.0)
+    woke = _switches() - before
+    assert woke < 80, f"{woke} context switches in 1 s with {n} idle readers"
+    # The deadline of the timed reader was honoured (not stretched to a long wait).
+    threads[-1].join(5)
+    assert [type(e) for e in errors] == [websocket.WebSocketTimeoutException]
+    assert time.monotonic() - t0 < 3
+    # Data wakes a sleeping reader at once, and a shutdown from another thread wakes one too.
+    for c in conns[: n // 2]:
+        c.send("hello")
+    for c in conns[n // 2 :]:
+        c.shutdown()
+    for t in threads:
+        t.join(5)
+    assert not [t for t in threads if t.is_alive()]
+    assert got == ["hello"] * (n // 2)
+    assert len(errors) == 1 + n // 2
+    assert all(isinstance(e, websocket.WebSocketConnectionClosedException) for e in errors[1:])
+    for c in conns[: n // 2] + [timed]:
+        c.close()

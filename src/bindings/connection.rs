@@ -4,7 +4,7 @@
 //! exceptions.
 
 use std::panic::AssertUnwindSafe;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use parking_lot::Mutex;
@@ -19,22 +19,20 @@ use crate::engine::connect::{self, ConnectSpec, Outcome};
 use crate::engine::error::Error;
 use crate::protocol::deflate::Params;
 use crate::protocol::frame::{OP_CLOSE, OP_TEXT};
+use crate::transport;
 use crate::transport::sys::{self, RawSock};
 use crate::transport::tls::TlsOptions;
 
-/// Python's main thread (the only one that runs signal handlers), as `threading.get_ident()`
-/// names it; recorded when the module is imported.
-static MAIN_THREAD: AtomicU64 = AtomicU64::new(u64::MAX);
-
 extern "C" fn after_fork_in_child() {
     // The thread that forked is the child's main thread (CPython makes it so).
-    MAIN_THREAD.store(sys::thread_ident(), Ordering::Relaxed);
+    transport::set_interruptible_thread(sys::thread_ident());
 }
 
-/// Called once at import, with the interpreter attached.
+/// Called once at import, with the interpreter attached: records Python's main thread (the
+/// only one that runs signal handlers), as `threading.get_ident()` names it.
 pub(super) fn record_main_thread(py: Python<'_>) -> PyResult<()> {
     let ident: u64 = py.import("threading")?.call_method0("main_thread")?.getattr("ident")?.extract()?;
-    MAIN_THREAD.store(ident, Ordering::Relaxed);
+    transport::set_interruptible_thread(ident);
     static AT_FORK: std::sync::Once = std::sync::Once::new();
     AT_FORK.call_once(|| sys::at_fork(None, None, Some(after_fork_in_child)));
     Ok(())
@@ -44,7 +42,7 @@ pub(super) fn record_main_thread(py: Python<'_>) -> PyResult<()> {
 /// slices: a thread id compared with the one recorded at import (no system call, and no
 /// Python code, which could run a signal handler and lose its exception).
 fn is_main_thread() -> bool {
-    sys::thread_ident() == MAIN_THREAD.load(Ordering::Relaxed)
+    transport::interruptible_here()
 }
 
 /// Runs `f` detached from the interpreter, with an interrupt check for Ctrl-C, catching

@@ -36,6 +36,8 @@ const REACTOR_BUDGET: usize = 1024 * 1024;
 const SCRATCH: usize = 64 * 1024;
 /// How long the close frame that fails a connection may take to go out.
 const FAIL_CLOSE_TIMEOUT: Duration = Duration::from_secs(1);
+/// Longest single wait of a reader that no interrupt can reach (see `wait_for`).
+const IDLE_WAIT: Duration = Duration::from_secs(5);
 /// Frame buffers above this are released after use, so idle connections stay small.
 const KEEP_CAPACITY: usize = 64 * 1024;
 
@@ -335,6 +337,19 @@ impl Conn {
                 if let Some(left) = short {
                     let socket = self.stream.socket();
                     MutexGuard::unlocked(&mut st, || socket.wait_readable(left)).ok();
+                    if !deadline.expired() {
+                        continue;
+                    }
+                } else if !crate::transport::interruptible_here() {
+                    // A whole slice passed with nothing, and no Ctrl-C can reach this thread:
+                    // one wait until the socket is readable or the deadline passes (capped,
+                    // to look around now and then), instead of a wake-up every slice. Still
+                    // the reader meanwhile; shutdown() makes the socket readable (EOF).
+                    let socket = self.stream.socket();
+                    let wait = deadline.remaining().unwrap_or(IDLE_WAIT).min(IDLE_WAIT);
+                    st.reading = true;
+                    MutexGuard::unlocked(&mut st, || socket.wait_readable(wait)).ok();
+                    st.reading = false;
                     if !deadline.expired() {
                         continue;
                     }

@@ -13,6 +13,7 @@ pub mod tcp;
 pub mod tls;
 pub mod tls_session;
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 /// How often a blocking wait wakes up to check for interrupts (Ctrl-C).
@@ -20,6 +21,24 @@ pub const SLICE: Duration = Duration::from_millis(50);
 
 /// Called between wait slices; returns true to abandon the wait.
 pub type Interrupt<'a> = &'a dyn Fn() -> bool;
+
+/// The only thread an `Interrupt` check can fire on (the bindings record Python's main
+/// thread, the one that runs signal handlers); `u64::MAX` while unknown, which keeps every
+/// thread on slices.
+static INTERRUPTIBLE_THREAD: AtomicU64 = AtomicU64::new(u64::MAX);
+
+/// Records the thread an interrupt can reach (`sys::thread_ident()`'s numbering).
+pub fn set_interruptible_thread(ident: u64) {
+    INTERRUPTIBLE_THREAD.store(ident, Ordering::Relaxed);
+}
+
+/// Whether an `Interrupt` check may ever fire on the calling thread. Where it cannot, a wait
+/// for a socket with nothing to do between slices can be one long wait: a thousand threads
+/// blocked in `recv()` would otherwise wake twenty thousand times a second.
+pub fn interruptible_here() -> bool {
+    let t = INTERRUPTIBLE_THREAD.load(Ordering::Relaxed);
+    t == u64::MAX || sys::thread_ident() == t
+}
 
 /// A point in time a blocking call must finish by; `None` waits forever.
 #[derive(Debug, Clone, Copy)]

@@ -212,3 +212,34 @@ def test_sock_recv_hands_over_the_frame_stream(endpoint):
         assert [(f.opcode, f.data) for f in frames] == [(ABNF.OPCODE_TEXT, f"msg-{i}".encode()) for i in range(3)]
     finally:
         ws.shutdown()
+
+
+def test_frames_sent_with_the_101_stay_in_the_socket_until_read(ws_driver):
+    """A server that sends its first frames in the same segment as its 101: the head is read
+    without taking them (the Python driver peeks at a plain socket, websocket-client reads
+    byte by byte), so select() on ws.sock reports them, and each is delivered once."""
+    from hostile_servers import HostileServer, accept_key, frame
+
+    def behaviour(peer):
+        peer.read_request()
+        head = (
+            "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+            f"Sec-WebSocket-Accept: {accept_key(peer.key or '')}\r\n\r\n"
+        ).encode()
+        peer.send(head + frame(0x1, b"first") + frame(0x2, b"\x00second"))
+        peer.hold(5)
+
+    with HostileServer(behaviour) as server:
+        ws = websocket.create_connection(server.url, timeout=5)
+        # The Python driver and websocket-client read a socket object.
+        socket_object = getattr(ws, "driver", "python") == "python"
+        try:
+            if socket_object:
+                readable, _, _ = select.select([ws.sock], [], [], 2)
+                assert readable == [ws.sock]
+            assert ws.recv() == "first"
+            assert ws.recv() == b"\x00second"
+            if socket_object:
+                assert select.select([ws.sock], [], [], 0.2)[0] == []
+        finally:
+            ws.close(timeout=0.5)

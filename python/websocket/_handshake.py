@@ -29,7 +29,9 @@ from ._exceptions import (
 )
 from ._http import read_headers
 from ._logging import dump, error
+from . import _socket
 from ._socket import recv, send
+from ._ssl_compat import ssl
 
 __all__ = ["handshake_response", "handshake", "SUPPORTED_REDIRECT_STATUSES"]
 
@@ -239,6 +241,51 @@ def _settimeout(sock: Any, deadline: Optional[float]) -> None:
     sock.settimeout(left)
 
 
+def _can_peek(sock: Any) -> bool:
+    """A plain socket (gevent's and eventlet's included) read through this module's own
+    ``recv``: its queued bytes can be looked at without taking them."""
+    if recv is not _socket.recv or not isinstance(sock, socket.socket) or sock.gettimeout() == 0:
+        return False
+    return not (ssl is not None and isinstance(sock, ssl.SSLSocket))
+
+
+def _peek(sock: Any, bufsize: int) -> bytes:
+    """What has arrived, left in the socket; errors as ``recv``'s."""
+    try:
+        data = sock.recv(bufsize, socket.MSG_PEEK)
+    except (socket.timeout, TimeoutError):
+        raise WebSocketTimeoutException("Connection timed out") from None
+    if not data:
+        raise WebSocketConnectionClosedException("Connection to remote host was lost.")
+    return data  # type: ignore[no-any-return]
+
+
+def _read_head(sock: Any, deadline: Optional[float]) -> Tuple[int, str, List[Tuple[str, str]], int]:
+    """The response head, parsed, without reading a byte past it (what follows is the
+    server's first frames). A plain socket is peeked at and then read up to the blank line:
+    two reads for a usual head. Other socket objects (an SSLSocket cannot peek) get reads
+    of at most the bytes that could still complete the blank line (4, then fewer), as
+    websocket-client reads its head a byte at a time."""
+    buf = b""
+    peek = _can_peek(sock)
+    while True:
+        parsed = _native.parse_response_head(buf) if buf else None
+        if parsed is not None:
+            return parsed
+        _settimeout(sock, deadline)
+        if not peek:
+            buf += recv(sock, _native.head_bytes_wanted(buf))
+            continue
+        seen = _peek(sock, 16384)
+        tail = buf[-3:]
+        end = (tail + seen).find(b"\r\n\r\n")
+        take = len(seen) if end < 0 else end + 4 - len(tail)
+        while take > 0:
+            got = recv(sock, take)
+            buf += got
+            take -= len(got)
+
+
 def handshake(sock: Any, url: str, hostname: str, port: int, resource: str, **options: Any) -> handshake_response:
     """Runs the opening handshake over ``sock``: the core's request (``header``, ``cookie``,
     ``origin``, ``host``, ``subprotocols``, ``connection``... and, beyond websocket-client,
@@ -263,14 +310,7 @@ def handshake(sock: Any, url: str, hostname: str, port: int, resource: str, **op
             _settimeout(sock, deadline)
             n = send(sock, data)
             data = data[n:]
-        buf = b""
-        while True:
-            parsed = _native.parse_response_head(buf) if buf else None
-            if parsed is not None:
-                break
-            _settimeout(sock, deadline)
-            buf += recv(sock, _native.head_bytes_wanted(buf))
-        status, reason, pairs, _ = parsed
+        status, reason, pairs, _ = _read_head(sock, deadline)
         headers = response_headers(pairs)
         answer = _native.handshake_answer(status, pairs, key, options.get("subprotocols") or None, offer)
         if answer[0] == "redirect":

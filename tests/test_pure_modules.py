@@ -1196,3 +1196,18 @@ def test_wsdump_console_classes(monkeypatch: pytest.MonkeyPatch, capsys: pytest.
     parser.add_argument("-v", nargs="?", default=0, action=_wsdump.VAction)
     levels = [parser.parse_args(a).v for a in ([], ["-v"], ["-v", "3"], ["-vv"], ["-v", "vvv"])]
     assert levels == [0, 1, 3, 2, 4]
+
+
+@pytest.mark.parametrize("host", ["127.0.0.1", "::1", "10.1.2.3", "2001:db8::8", "localhost", "127.1"])
+def test_address_literals_resolve_as_getaddrinfo_would(host):
+    """_get_addrinfo_list answers an address literal itself (under gevent and eventlet
+    getaddrinfo goes through a resolver thread): the same list getaddrinfo gives, and
+    getaddrinfo itself for names and forms only it knows ("127.1", scope ids)."""
+    from websocket import _http
+
+    expected = socket.getaddrinfo(host, 8080, 0, socket.SOCK_STREAM, socket.SOL_TCP)
+    got, tunnel, auth = _http._get_addrinfo_list(host, 8080, False, _http.proxy_info())
+    assert (got, tunnel, auth) == (expected, False, None)
+    numeric = getattr(_http, "_numeric_addrinfo", None)
+    if numeric is not None:  # this package's shortcut
+        assert numeric(host, 8080) == (expected if host in ("127.0.0.1", "::1", "10.1.2.3", "2001:db8::8") else None)

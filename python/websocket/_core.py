@@ -22,6 +22,7 @@ from urllib.parse import urljoin
 from . import _logging
 from . import _native
 from . import _driver
+from . import _socket
 from . import _socket_driver
 from ._abnf import ABNF, STATUS_NORMAL, continuous_frame, frame_buffer
 from ._dispatcher import DispatcherBase, WrappedDispatcher  # noqa: F401
@@ -65,7 +66,11 @@ class _Redirect(NamedTuple):
 
 
 def _send_through_module(sock: Any, data: bytes) -> int:
-    """``send`` as this module names it at call time (websocket-client's tests patch it)."""
+    """``send`` as this module names it at call time (websocket-client's tests patch it);
+    while it is websocket._socket's own, the same in one call (the Python driver's hot
+    path, each frame of Python a cost under gevent)."""
+    if send is _socket.send:
+        return _socket_driver.fast_send(sock, data)
     return send(sock, data)
 
 
@@ -74,6 +79,8 @@ _send_through_module._takes_buffers = True  # type: ignore[attr-defined]
 
 
 def _recv_through_module(sock: Any, bufsize: int) -> bytes:
+    if recv is _socket.recv:
+        return _socket_driver.fast_recv(sock, bufsize)
     return recv(sock, bufsize)
 
 

@@ -28,7 +28,7 @@ from ._logging import debug, dump, trace
 from ._socket import DEFAULT_SOCKET_OPTION, recv, recv_line, send
 from ._ssl_compat import HAVE_SSL, ssl
 from ._proxy import resolve_proxy
-from ._url import get_proxy_info, parse_url
+from ._url import _env_proxy, get_proxy_info, parse_url
 
 __all__ = ["proxy_info", "connect", "read_headers"]
 
@@ -214,18 +214,41 @@ def connect(url: str, options: Any, proxy: Any, socket: Any) -> Tuple[Any, Tuple
     return sock, (hostname, port, resource)
 
 
+def _numeric_addrinfo(host: Any, port: Any) -> Optional[List[Any]]:
+    """What getaddrinfo answers for an IPv4 or IPv6 address literal (no scope id), without
+    asking it: under gevent or eventlet every getaddrinfo is handed to a thread of their
+    resolver. None for anything else (names, "127.1", "fe80::1%eth0")."""
+    if not isinstance(host, str) or not isinstance(port, int) or isinstance(port, bool):
+        return None
+    for family, address in ((socket.AF_INET, (host, port)), (socket.AF_INET6, (host, port, 0, 0))):
+        try:
+            socket.inet_pton(family, host)
+        except (OSError, ValueError):
+            continue
+        return [(family, socket.SOCK_STREAM, socket.IPPROTO_TCP, "", address)]
+    return None
+
+
 def _get_addrinfo_list(hostname: str, port: int, is_secure: bool, proxy: Any) -> Tuple[List[Any], bool, Any]:
     """``(getaddrinfo list, need_tunnel, proxy auth)``: the proxy's addresses when an HTTP
     proxy applies (given, or from the environment minus ``no_proxy``), else the host's.
     WebSocketAddressException when the name does not resolve."""
+    phost: Optional[str] = None
+    pport: Optional[int] = 0
+    pauth: Any = None
     try:
-        phost, pport, pauth = get_proxy_info(
-            hostname, is_secure, proxy.proxy_host, proxy.proxy_port, proxy.auth, proxy.no_proxy
-        )
+        # Without any proxy the no_proxy rules cannot matter (and parsing them costs).
+        if proxy.proxy_host or _env_proxy(is_secure) is not None:
+            phost, pport, pauth = get_proxy_info(
+                hostname, is_secure, proxy.proxy_host, proxy.proxy_port, proxy.auth, proxy.no_proxy
+            )
     except TypeError as e:
         raise WebSocketAddressException(e) from e
     try:
         if not phost:
+            numeric = _numeric_addrinfo(hostname, port)
+            if numeric is not None:
+                return numeric, False, None
             return socket.getaddrinfo(hostname, port, 0, socket.SOCK_STREAM, socket.SOL_TCP), False, None
         pport = pport and pport or 80
         return socket.getaddrinfo(phost, pport, 0, socket.SOCK_STREAM, socket.SOL_TCP), True, pauth

@@ -30,6 +30,7 @@ from ._exceptions import (
 from ._socket import recv as _sock_recv
 from ._socket import send as _sock_send
 from ._ssl_compat import ssl
+from ._utils import extract_err_message
 
 __all__ = ["SocketConnection", "adopt"]
 
@@ -46,6 +47,52 @@ _RESETS = (ConnectionResetError, ConnectionAbortedError, BrokenPipeError)
 # What a read on a socket with a timeout of 0 raises when nothing is there.
 _WOULD_BLOCK: Tuple[Type[BaseException], ...] = (BlockingIOError,) + ((ssl.SSLWantReadError,) if ssl is not None else ())
 _WOULD_BLOCK_WRITE: Tuple[Type[BaseException], ...] = (BlockingIOError,) + ((ssl.SSLWantWriteError,) if ssl is not None else ())
+_SSLError: Tuple[Type[BaseException], ...] = (ssl.SSLError,) if ssl is not None else ()
+_SSLEOFError: Tuple[Type[BaseException], ...] = (ssl.SSLEOFError,) if ssl is not None else ()
+
+
+def fast_recv(sock: Any, bufsize: int) -> bytes:
+    """``websocket._socket.recv``'s behaviour, in one frame for the usual case (bytes, or
+    a wait that a gevent/eventlet socket makes cooperative): a timeout raises
+    WebSocketTimeoutException, EOF WebSocketConnectionClosedException; EAGAIN and
+    SSLWantReadError on a socket with a timeout take the reference's retry path."""
+    try:
+        data = sock.recv(bufsize)
+    except (socket.timeout, TimeoutError):
+        raise WebSocketTimeoutException("Connection timed out") from None
+    except _WOULD_BLOCK:
+        if sock.gettimeout() == 0:
+            raise
+        return _sock_recv(sock, bufsize)
+    except _SSLError as exc:
+        message = extract_err_message(exc)
+        if message is not None and "timed out" in message:
+            raise WebSocketTimeoutException(message) from None
+        raise
+    if not data:
+        raise WebSocketConnectionClosedException(_LOST)
+    return data  # type: ignore[no-any-return]
+
+
+def fast_send(sock: Any, data: Any) -> int:
+    """``websocket._socket.send``'s behaviour for bytes-like ``data``, in one frame for the
+    usual case; EAGAIN and SSLWantWriteError on a socket with a timeout take the
+    reference's path (wait until writable, try once more)."""
+    try:
+        return sock.send(data)  # type: ignore[no-any-return]
+    except (socket.timeout, TimeoutError) as exc:
+        raise WebSocketTimeoutException(extract_err_message(exc)) from None
+    except _WOULD_BLOCK_WRITE:
+        if sock.gettimeout() == 0:
+            raise
+        return _sock_send(sock, data)
+    except _SSLEOFError:
+        raise WebSocketConnectionClosedException("socket is already closed.") from None
+    except _SSLError as exc:
+        message = extract_err_message(exc)
+        if message is not None and "timed out" in message:
+            raise WebSocketTimeoutException(message) from None
+        raise
 
 
 def _deadline(timeout: Optional[float]) -> Optional[float]:

@@ -125,6 +125,9 @@ def _negotiate(sock: Any, kind: str, host: str, port: int, auth: Any) -> None:
 
 
 def _resolve(host: str, port: int) -> List[Any]:
+    numeric = _numeric_addrinfo(host, port)
+    if numeric is not None:
+        return numeric
     try:
         return socket.getaddrinfo(host, port, 0, socket.SOCK_STREAM, socket.SOL_TCP)
     except (socket.gaierror, TypeError, ValueError) as e:

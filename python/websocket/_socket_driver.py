@@ -222,11 +222,13 @@ class SocketConnection:
         # send takes any bytes-like object; another function, a dispatcher's say, gets bytes).
         left = memoryview(data)
         plain = send is _sock_send or getattr(send, "_takes_buffers", False)
-        self._busy.append(1)
+        busy = self._busy
+        busy.append(1)
         try:
             while left:
                 try:
-                    self._arm(_deadline(timeout), timeout)
+                    if timeout is not None or self._timeout_set is not None:
+                        self._arm(_deadline(timeout), timeout)
                     n = send(self.sock, left if plain else (data if len(left) == len(data) else bytes(left)))  # type: ignore[arg-type]
                 except _RESETS as e:
                     raise WebSocketConnectionClosedException(f"{_LOST} ({e})") from None
@@ -241,17 +243,23 @@ class SocketConnection:
         finally:
             if left:
                 self._pending = bytes(left)
-            self._io_done()
+            busy.pop()
+            if self._closing and not busy:
+                self._close_socket()
 
     def _fill(self, deadline: Optional[float], timeout: Optional[float], first: bool = True) -> None:
         """One read of at most the rest of the frame in progress (the read lock held),
         fed to the protocol; replies it calls for are written at once."""
-        want = self._proto.bytes_wanted()
+        proto = self._proto
+        want = proto.bytes_wanted()
         if want <= 0:
             return
-        self._busy.append(1)
+        busy = self._busy
+        busy.append(1)
         try:
-            self._arm(deadline, timeout, first)
+            # (The common case, no timeout and none set on the socket, needs no call.)
+            if deadline is not None or timeout is not None or self._timeout_set is not None:
+                self._arm(deadline, timeout, first)
             data = self._recv(self.sock, want if want < _MAX_READ else _MAX_READ)
         except _RESETS as e:
             raise WebSocketConnectionClosedException(f"{_LOST} ({e})") from None
@@ -265,8 +273,10 @@ class SocketConnection:
             self._check_shut_down()
             raise
         finally:
-            self._io_done()
-        out = self._proto.receive_data(data)
+            busy.pop()
+            if self._closing and not busy:
+                self._close_socket()
+        out = proto.receive_data(data)
         if out:
             with self._wlock:
                 self._write(out, timeout)
@@ -323,7 +333,24 @@ class SocketConnection:
     def recv_text_or_binary(self, timeout: Optional[float] = None) -> Union[str, bytes, None]:
         """The next message's payload (``str`` for text), or None once the peer's close
         frame is here (see ``peer_close``): ``WebSocket.recv()``'s call."""
-        opcode, data = self.recv_data(timeout, True, False)
+        # recv_data's loop, written out: under gevent every Python frame per message counts.
+        proto = self._proto
+        with self._rlock:
+            deadline = None
+            first = True
+            while True:
+                try:
+                    item = proto.next_data(True, False)
+                except WebSocketException:
+                    self._failed()
+                    raise
+                if item is not None:
+                    break
+                if first:
+                    deadline = _deadline(timeout)
+                self._fill(deadline, timeout, first)
+                first = False
+        opcode, data = item
         if opcode == _OP_CLOSE:
             return None
         if opcode == _OP_TEXT and type(data) is not str:

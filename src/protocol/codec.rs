@@ -228,7 +228,8 @@ pub struct Codec {
     /// `msg_start` on: a buffer taken over from a read (`feed_read`) keeps the frame header
     /// in front.
     msg: Vec<u8>,
-    msg_start: usize,
+    /// (A header is at most 14 bytes: a u8 fits in the struct's padding.)
+    msg_start: u8,
     msg_rsv: u8,
     utf8: Utf8Validator,
     ctrl: Vec<u8>,
@@ -352,7 +353,7 @@ impl Codec {
         }
         debug_assert!(self.msg.is_empty() && matches!(self.state, State::Payload { .. }));
         self.msg = buf;
-        self.msg_start = h.header_len;
+        self.msg_start = h.header_len as u8;
         self.frame_start = h.header_len;
         let got = (self.msg.len() - h.header_len) as u64;
         if self.checks_utf8() && self.utf8.feed(&self.msg[h.header_len..]).is_err() {
@@ -388,7 +389,7 @@ impl Codec {
     /// read is shrunk when it is more than twice the size of what it holds, like a `Vec`
     /// grown by doubling at most, so queued items hold about what the queue counts.
     fn take_msg(&mut self) -> ItemData {
-        let start = std::mem::take(&mut self.msg_start);
+        let start = std::mem::take(&mut self.msg_start) as usize;
         let mut buf = std::mem::take(&mut self.msg);
         if start > 0 && buf.capacity() > 2 * buf.len() {
             buf.shrink_to_fit();

@@ -1,6 +1,8 @@
 //! The client state machine (src/protocol/codec.rs) in its three modes, fed the way the
-//! engine feeds it: socket reads of any size, and direct reads into the message buffer for
-//! large payloads (`direct_read_hint` / `take_buffer` / `return_buffer`).
+//! engine feeds it: socket reads of any size, direct reads into the message buffer for
+//! large payloads (`direct_read_hint` / `take_buffer` / `return_buffer`), and read buffers
+//! the codec may take over as a payload (`feed_read`; here from payloads of 1 byte on, with
+//! buffers of random spare room, so short inputs take that path too).
 //!
 //! Input: byte 0 is the configuration (bits 0-1 mode: 0 messages, 1 fragments, 2 raw,
 //! 3 messages; bit 2 skip_utf8; bit 3 permessage-deflate negotiated, bit 4 with
@@ -112,6 +114,13 @@ fn many_reads(cfg: &Config, wire: &[u8], seed: u8) -> Outcome {
                 pos += take;
                 c.return_buffer(buf, take, &mut sink)
             }
+            None if rng.next() % 2 == 0 => {
+                // A read buffer as the engine's, with spare room of 0-63 bytes.
+                let mut buf = Vec::with_capacity(n + (rng.next() % 64) as usize);
+                buf.extend_from_slice(&wire[pos..pos + n]);
+                pos += n;
+                c.feed_read(buf, 1 + (rng.next() % 4) as u64, &mut sink).0
+            }
             None => {
                 let r = c.feed(&wire[pos..pos + n], &mut sink);
                 pos += n;
@@ -204,7 +213,7 @@ fn model(cfg: &Config, wire: &[u8]) -> (Vec<Item>, Vec<Reply>, Option<u16>) {
             if let Some(k) = h.mask {
                 apply_mask(&mut data, k);
             }
-            items.push(Item { opcode: h.opcode, fin: h.fin, rsv: h.rsv, data });
+            items.push(Item { opcode: h.opcode, fin: h.fin, rsv: h.rsv, data: data.into() });
             pos = end;
             continue;
         }
@@ -223,9 +232,9 @@ fn model(cfg: &Config, wire: &[u8]) -> (Vec<Item>, Vec<Reply>, Option<u16>) {
             match h.opcode {
                 OP_PING => {
                     replies.push(Reply::Pong(data.clone()));
-                    items.push(Item { opcode: OP_PING, fin: true, rsv: 0, data });
+                    items.push(Item { opcode: OP_PING, fin: true, rsv: 0, data: data.into() });
                 }
-                OP_PONG => items.push(Item { opcode: OP_PONG, fin: true, rsv: 0, data }),
+                OP_PONG => items.push(Item { opcode: OP_PONG, fin: true, rsv: 0, data: data.into() }),
                 _ => {
                     let code = match data.len() {
                         0 => None,
@@ -242,7 +251,7 @@ fn model(cfg: &Config, wire: &[u8]) -> (Vec<Item>, Vec<Reply>, Option<u16>) {
                         }
                     };
                     replies.push(Reply::Close(code, vec![]));
-                    items.push(Item { opcode: OP_CLOSE, fin: true, rsv: 0, data });
+                    items.push(Item { opcode: OP_CLOSE, fin: true, rsv: 0, data: data.into() });
                     break None;
                 }
             }
@@ -275,9 +284,9 @@ fn model(cfg: &Config, wire: &[u8]) -> (Vec<Item>, Vec<Reply>, Option<u16>) {
             break Some(1007);
         }
         if cfg.mode == Mode::Fragments {
-            items.push(Item { opcode: h.opcode, fin: h.fin, rsv: 0, data: message[before..].to_vec() });
+            items.push(Item { opcode: h.opcode, fin: h.fin, rsv: 0, data: message[before..].to_vec().into() });
         } else if h.fin {
-            items.push(Item { opcode: msg_op.unwrap(), fin: true, rsv: 0, data: message.clone() });
+            items.push(Item { opcode: msg_op.unwrap(), fin: true, rsv: 0, data: message.clone().into() });
         }
         if h.fin {
             msg_op = None;
@@ -408,8 +417,8 @@ mod tests {
         // Raw mode: frames, not messages, are what the limit bounds.
         let cfg = Config { mode: Mode::Raw, max_message: Some(125), ..Config::default() };
         assert_eq!(model(&cfg, &wire), (vec![
-            Item { opcode: OP_BINARY, fin: false, rsv: 0, data: vec![1; 100] },
-            Item { opcode: OP_CONT, fin: true, rsv: 0, data: vec![2; 100] },
+            Item { opcode: OP_BINARY, fin: false, rsv: 0, data: vec![1; 100].into() },
+            Item { opcode: OP_CONT, fin: true, rsv: 0, data: vec![2; 100].into() },
         ], vec![], None));
     }
 }

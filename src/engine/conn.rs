@@ -14,7 +14,7 @@ use parking_lot::{Condvar, Mutex, MutexGuard};
 use super::error::{Error, Terminal};
 use super::reactor::{self, Reactor, Ready};
 use crate::trace;
-use crate::protocol::codec::{Config, Item, Mode, Reply, TracedFrame};
+use crate::protocol::codec::{Config, Item, Mode, Reply, TracedFrame, ADOPT_MIN};
 use crate::protocol::frame::{self, OP_CLOSE, OP_PONG};
 use crate::protocol::receiver::{Ended, Receiver};
 use crate::protocol::sender::{encode_failure, encode_reply, CloseSent, Sender};
@@ -42,7 +42,12 @@ const IDLE_WAIT: Duration = Duration::from_secs(5);
 const KEEP_CAPACITY: usize = 64 * 1024;
 
 thread_local! {
+    /// The read buffer of TLS connections (rustls copies plaintext into initialised memory).
     static SCRATCH_BUF: RefCell<Vec<u8>> = RefCell::new(vec![0u8; SCRATCH]);
+    /// The read buffer of plain connections (read into its spare capacity). A large
+    /// message that arrives whole in one read takes it over as its payload
+    /// (`Receiver::receive_read`), and the next read allocates another.
+    static READ_BUF: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
 }
 
 struct ReadSide {
@@ -203,6 +208,17 @@ impl Conn {
         replies
     }
 
+    /// `feed` for the buffer a read filled, which the receiver may keep (see `READ_BUF`);
+    /// returns the replies, and the buffer when it was not kept.
+    fn feed_read(&self, st: &mut ReadSide, buf: Vec<u8>) -> (Vec<Reply>, Option<Vec<u8>>) {
+        let mut replies = Vec::new();
+        let mut traced = Vec::new();
+        let tracing = trace::enabled();
+        let (progress, back) = st.rx.receive_read(buf, ADOPT_MIN, &mut replies, tracing.then_some(&mut traced));
+        self.after_feed(st, progress, traced);
+        (replies, back)
+    }
+
     fn after_feed(&self, st: &mut ReadSide, progress: bool, traced: Vec<TracedFrame>) {
         for t in &traced {
             let mut raw = Vec::new();
@@ -233,6 +249,24 @@ impl Conn {
             let progress = st.rx.return_buffer(buf, added, &mut replies, tracing.then_some(&mut traced));
             self.after_feed(st, progress, traced);
             return self.finish_read(st, res, replies, added);
+        }
+        if !self.stream.is_tls() {
+            // Taken out of the thread's slot for the read (a panic in between only costs a
+            // new allocation), put back unless the receiver kept it.
+            let mut buf = READ_BUF.with(|cell| std::mem::take(&mut *cell.borrow_mut()));
+            buf.clear();
+            let res = MutexGuard::unlocked(st, || self.stream.read_into(&mut buf, SCRATCH, wait(dontwait)));
+            let (out, back) = match res {
+                Ok(ReadOutcome::Data(n)) => {
+                    let (replies, back) = self.feed_read(st, buf);
+                    ((true, replies, n), back)
+                }
+                other => (self.finish_read(st, other, replies, 0), Some(buf)),
+            };
+            if let Some(buf) = back {
+                READ_BUF.with(|cell| *cell.borrow_mut() = buf);
+            }
+            return out;
         }
         SCRATCH_BUF.with(|cell| {
             let mut buf = cell.borrow_mut();

@@ -16,6 +16,7 @@
 //!   overrides `recv_frame` does all of that itself, as in the reference).
 
 use std::collections::VecDeque;
+use std::ops::{Deref, DerefMut};
 
 use super::deflate::{InflateError, Inflater, Params};
 use super::frame::{self, Header, OP_BINARY, OP_CLOSE, OP_CONT, OP_PING, OP_PONG, OP_TEXT};
@@ -54,7 +55,98 @@ pub struct Item {
     pub fin: bool,
     /// The frame's RSV bits; RSV1 is cleared on inflated data (raw mode keeps it).
     pub rsv: u8,
-    pub data: Vec<u8>,
+    pub data: ItemData,
+}
+
+/// An item's payload: the bytes of a buffer from `start` on. A buffer a socket read filled can
+/// become the payload as it is (`Codec::feed_read`); the frame header it began with stays in
+/// front of the payload, skipped, so the payload is not copied out of it. Reads as a `[u8]`.
+#[derive(Clone, Default)]
+pub struct ItemData {
+    buf: Vec<u8>,
+    start: usize,
+}
+
+impl ItemData {
+    /// The payload as a `Vec` of its own (moved when nothing is in front of it).
+    pub fn into_vec(mut self) -> Vec<u8> {
+        if self.start > 0 {
+            self.buf.drain(..self.start);
+        }
+        self.buf
+    }
+
+    pub fn extend_from_slice(&mut self, more: &[u8]) {
+        self.buf.extend_from_slice(more);
+    }
+
+    /// Bytes held, the skipped front and the spare room included.
+    pub fn capacity(&self) -> usize {
+        self.buf.capacity()
+    }
+}
+
+impl From<Vec<u8>> for ItemData {
+    fn from(buf: Vec<u8>) -> Self {
+        ItemData { buf, start: 0 }
+    }
+}
+
+impl Deref for ItemData {
+    type Target = [u8];
+    fn deref(&self) -> &[u8] {
+        &self.buf[self.start..]
+    }
+}
+
+impl DerefMut for ItemData {
+    fn deref_mut(&mut self) -> &mut [u8] {
+        &mut self.buf[self.start..]
+    }
+}
+
+impl std::fmt::Debug for ItemData {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        (**self).fmt(f)
+    }
+}
+
+impl PartialEq for ItemData {
+    fn eq(&self, other: &Self) -> bool {
+        **self == **other
+    }
+}
+
+impl Eq for ItemData {}
+
+impl PartialEq<[u8]> for ItemData {
+    fn eq(&self, other: &[u8]) -> bool {
+        **self == *other
+    }
+}
+
+impl PartialEq<&[u8]> for ItemData {
+    fn eq(&self, other: &&[u8]) -> bool {
+        **self == **other
+    }
+}
+
+impl<const N: usize> PartialEq<[u8; N]> for ItemData {
+    fn eq(&self, other: &[u8; N]) -> bool {
+        **self == other[..]
+    }
+}
+
+impl<const N: usize> PartialEq<&[u8; N]> for ItemData {
+    fn eq(&self, other: &&[u8; N]) -> bool {
+        **self == other[..]
+    }
+}
+
+impl PartialEq<Vec<u8>> for ItemData {
+    fn eq(&self, other: &Vec<u8>) -> bool {
+        **self == other[..]
+    }
 }
 
 /// Something the codec wants sent back at once.
@@ -132,8 +224,12 @@ pub struct Codec {
     hdr_len: usize,
     /// Opcode of the data message in progress, if any.
     msg_op: Option<u8>,
-    /// Data payload being assembled (a message, or one frame in fragment/raw mode).
+    /// Data payload being assembled (a message, or one frame in fragment/raw mode), from
+    /// `msg_start` on: a buffer taken over from a read (`feed_read`) keeps the frame header
+    /// in front.
     msg: Vec<u8>,
+    /// (A header is at most 14 bytes: a u8 fits in the struct's padding.)
+    msg_start: u8,
     msg_rsv: u8,
     utf8: Utf8Validator,
     ctrl: Vec<u8>,
@@ -153,6 +249,10 @@ pub struct Codec {
 pub const DIRECT_READ_MIN: u64 = 32 * 1024;
 /// Most reserved at once for a payload announced by a frame header.
 const RESERVE_MAX: u64 = 4 << 20;
+/// The engine's `feed_read` threshold: a read buffer becomes the message buffer for payloads
+/// at least this long; shorter ones are copied out of it (a queued item would otherwise hold
+/// the whole read buffer for a few bytes).
+pub const ADOPT_MIN: u64 = 4 * 1024;
 
 impl Codec {
     pub fn new(cfg: Config) -> Self {
@@ -162,6 +262,7 @@ impl Codec {
             hdr_len: 0,
             msg_op: None,
             msg: Vec::new(),
+            msg_start: 0,
             msg_rsv: 0,
             utf8: Utf8Validator::new(),
             ctrl: Vec::new(),
@@ -218,7 +319,7 @@ impl Codec {
                             let used = h.header_len - self.hdr_len;
                             self.hdr_len = 0;
                             input = &input[used..];
-                            self.start_frame(h, sink)?;
+                            self.start_frame(h, sink, true)?;
                         }
                     }
                 }
@@ -231,6 +332,74 @@ impl Codec {
             }
         }
         Ok(())
+    }
+
+    /// `feed` for a buffer a socket read just filled, taken by value. When the buffer starts
+    /// at a frame boundary with the whole header of a data frame of at least `adopt_min`
+    /// payload bytes (unmasked, uncompressed, the start of the message buffer: a message's
+    /// first frame, or any frame in fragment mode; not raw mode), holds nothing past that
+    /// frame, and has room for all of it, the buffer becomes the message buffer: its payload
+    /// bytes are not copied, and the rest of the frame can be read into it directly
+    /// (`direct_read_hint`). Otherwise the bytes are fed as `feed` does. Returns the outcome
+    /// and the buffer when it was not taken, for the next read.
+    pub fn feed_read(&mut self, buf: Vec<u8>, adopt_min: u64, sink: &mut Sink<'_>) -> (Result<(), Failure>, Option<Vec<u8>>) {
+        let Some(h) = self.adoptable(&buf, adopt_min) else {
+            let r = self.feed(&buf, sink);
+            return (r, Some(buf));
+        };
+        // The checks (and errors) of the header are those of `feed`.
+        if let Err(f) = self.start_frame(h, sink, false) {
+            return (Err(f), Some(buf));
+        }
+        debug_assert!(self.msg.is_empty() && matches!(self.state, State::Payload { .. }));
+        self.msg = buf;
+        self.msg_start = h.header_len as u8;
+        self.frame_start = h.header_len;
+        let got = (self.msg.len() - h.header_len) as u64;
+        if self.checks_utf8() && self.utf8.feed(&self.msg[h.header_len..]).is_err() {
+            return (Err(self.fail_utf8()), None);
+        }
+        (self.after_payload(h, h.len - got, sink), None)
+    }
+
+    /// The header `buf` starts with, when `feed_read` may take the buffer over.
+    fn adoptable(&self, buf: &Vec<u8>, adopt_min: u64) -> Option<Header> {
+        if !matches!(self.state, State::Header) || self.hdr_len != 0 || self.cfg.mode == Mode::Raw {
+            return None;
+        }
+        let h = frame::parse_header(buf).ok()??;
+        let whole = (h.header_len as u64).checked_add(h.len)?;
+        let first = match h.opcode {
+            OP_TEXT | OP_BINARY => true,
+            // Fragment mode starts every frame in an empty buffer (a message's later
+            // frames are appended in the message mode).
+            OP_CONT => self.cfg.mode == Mode::Fragments && !self.msg_compressed,
+            _ => false,
+        };
+        let fits = h.mask.is_none()
+            && h.rsv == 0
+            && first
+            && h.len >= adopt_min.max(1)
+            && buf.len() as u64 <= whole
+            && whole <= buf.capacity() as u64;
+        fits.then_some(h)
+    }
+
+    /// The message buffer handed over as an item's payload. A buffer taken over from a
+    /// read is shrunk when it is more than twice the size of what it holds, like a `Vec`
+    /// grown by doubling at most, so queued items hold about what the queue counts.
+    fn take_msg(&mut self) -> ItemData {
+        let start = std::mem::take(&mut self.msg_start) as usize;
+        let mut buf = std::mem::take(&mut self.msg);
+        if start > 0 && buf.capacity() > 2 * buf.len() {
+            buf.shrink_to_fit();
+        }
+        ItemData { buf, start }
+    }
+
+    fn clear_msg(&mut self) {
+        self.msg.clear();
+        self.msg_start = 0;
     }
 
     /// The most bytes that can be fed now without passing the end of the frame in progress:
@@ -254,14 +423,17 @@ impl Codec {
         }
     }
 
-    /// How many payload bytes could be read straight into the message buffer now.
+    /// How many payload bytes could be read straight into the message buffer now: for a
+    /// large payload, or the rest of one whose buffer was taken over from a read (it has
+    /// room for it).
     pub fn direct_read_hint(&self) -> Option<u64> {
         match &self.state {
             State::Payload { h, remaining }
                 if !frame::is_control(h.opcode)
                     && h.mask.is_none()
                     && !self.msg_compressed
-                    && *remaining >= DIRECT_READ_MIN =>
+                    && (*remaining >= DIRECT_READ_MIN
+                        || (self.msg_start > 0 && (self.msg.capacity() - self.msg.len()) as u64 >= *remaining)) =>
             {
                 Some(*remaining)
             }
@@ -342,7 +514,9 @@ impl Codec {
         Ok(())
     }
 
-    fn start_frame(&mut self, h: Header, sink: &mut Sink<'_>) -> Result<(), Failure> {
+    /// `reserve`: make room in `msg` for a large payload (not when a read buffer is about to
+    /// become `msg`).
+    fn start_frame(&mut self, h: Header, sink: &mut Sink<'_>, reserve: bool) -> Result<(), Failure> {
         if h.len > i64::MAX as u64 {
             return Err(self.fail(Failure::Protocol("frame length has its most significant bit set".into())));
         }
@@ -352,7 +526,7 @@ impl Codec {
                     return Err(self.fail(Failure::TooBig(format!("frame of {} bytes exceeds the limit of {max}", h.len))));
                 }
             }
-            self.msg.clear();
+            self.clear_msg();
             return self.after_payload_start(h, sink);
         }
         if h.mask.is_some() {
@@ -392,7 +566,7 @@ impl Codec {
                     self.msg_compressed = h.rsv & 0b100 != 0;
                     self.msg_rsv = h.rsv & 0b011;
                     self.utf8.reset();
-                    self.msg.clear();
+                    self.clear_msg();
                     self.msg_total = 0;
                 }
                 _ => {}
@@ -413,12 +587,12 @@ impl Codec {
                 self.msg_total = self.msg_total.saturating_add(h.len);
             }
             if self.cfg.mode == Mode::Fragments {
-                self.msg.clear();
+                self.clear_msg();
             }
             // A large payload is mostly read straight into `msg` (direct_read_hint): room is
             // made now, so the part that came in the header's read is not moved again by a
             // reallocation when the direct reads start (capped as they are).
-            if !self.msg_compressed && h.len >= DIRECT_READ_MIN {
+            if reserve && !self.msg_compressed && h.len >= DIRECT_READ_MIN {
                 self.msg.reserve(h.len.min(RESERVE_MAX) as usize);
             }
         }
@@ -480,17 +654,17 @@ impl Codec {
             traced.push(TracedFrame { fin: h.fin, rsv: h.rsv, opcode: h.opcode, payload });
         }
         if self.cfg.mode == Mode::Raw {
-            sink.items.push_back(Item { opcode: h.opcode, fin: h.fin, rsv: h.rsv, data: std::mem::take(&mut self.msg) });
+            sink.items.push_back(Item { opcode: h.opcode, fin: h.fin, rsv: h.rsv, data: self.take_msg() });
             return Ok(());
         }
         match h.opcode {
             OP_PING => {
                 let data = std::mem::take(&mut self.ctrl);
                 sink.replies.push(Reply::Pong(data.clone()));
-                sink.items.push_back(Item { opcode: OP_PING, fin: true, rsv: 0, data });
+                sink.items.push_back(Item { opcode: OP_PING, fin: true, rsv: 0, data: data.into() });
             }
             OP_PONG => {
-                sink.items.push_back(Item { opcode: OP_PONG, fin: true, rsv: 0, data: std::mem::take(&mut self.ctrl) });
+                sink.items.push_back(Item { opcode: OP_PONG, fin: true, rsv: 0, data: std::mem::take(&mut self.ctrl).into() });
             }
             OP_CLOSE => return self.end_close(sink),
             _ => {
@@ -499,10 +673,10 @@ impl Codec {
                 }
                 if self.cfg.mode == Mode::Fragments {
                     let rsv = if inflated { h.rsv & 0b011 } else { h.rsv };
-                    sink.items.push_back(Item { opcode: h.opcode, fin: h.fin, rsv, data: std::mem::take(&mut self.msg) });
+                    sink.items.push_back(Item { opcode: h.opcode, fin: h.fin, rsv, data: self.take_msg() });
                 } else if h.fin {
                     let op = self.msg_op.unwrap_or(h.opcode);
-                    sink.items.push_back(Item { opcode: op, fin: true, rsv: self.msg_rsv, data: std::mem::take(&mut self.msg) });
+                    sink.items.push_back(Item { opcode: op, fin: true, rsv: self.msg_rsv, data: self.take_msg() });
                 }
                 if h.fin {
                     self.msg_op = None;
@@ -532,7 +706,7 @@ impl Codec {
         self.close_received = true;
         self.state = State::Done;
         sink.replies.push(Reply::Close(code, Vec::new()));
-        sink.items.push_back(Item { opcode: OP_CLOSE, fin: true, rsv: 0, data });
+        sink.items.push_back(Item { opcode: OP_CLOSE, fin: true, rsv: 0, data: data.into() });
         Ok(())
     }
 }
@@ -582,7 +756,7 @@ mod tests {
         let f = frame(true, OP_TEXT, b"hello");
         let (out, r) = run(Config::default(), &[&f]);
         r.unwrap();
-        assert_eq!(out.items[0], Item { opcode: OP_TEXT, fin: true, rsv: 0, data: b"hello".to_vec() });
+        assert_eq!(out.items[0], Item { opcode: OP_TEXT, fin: true, rsv: 0, data: b"hello".to_vec().into() });
     }
 
     #[test]
@@ -604,7 +778,7 @@ mod tests {
         r.unwrap();
         assert_eq!(out.replies, vec![Reply::Pong(b"p".to_vec())]);
         assert_eq!(out.items[0].opcode, OP_PING);
-        assert_eq!(out.items[1], Item { opcode: OP_TEXT, fin: true, rsv: 0, data: b"Hello".to_vec() });
+        assert_eq!(out.items[1], Item { opcode: OP_TEXT, fin: true, rsv: 0, data: b"Hello".to_vec().into() });
     }
 
     #[test]
@@ -694,7 +868,7 @@ mod tests {
         let cfg = Config { mode: Mode::Raw, ..Config::default() };
         let (out, r) = run(cfg, &[&bytes[..9], &bytes[9..]]);
         r.unwrap();
-        assert_eq!(out.items[0], Item { opcode: OP_TEXT, fin: false, rsv: 0b100, data: b"abcdef".to_vec() });
+        assert_eq!(out.items[0], Item { opcode: OP_TEXT, fin: false, rsv: 0b100, data: b"abcdef".to_vec().into() });
         assert!(out.replies.is_empty());
     }
 
@@ -714,6 +888,167 @@ mod tests {
         c.return_buffer(buf, hint as usize, &mut sink).unwrap();
         assert_eq!(items.len(), 1);
         assert_eq!(items[0].data.len(), 100_000);
+    }
+
+    /// A read buffer as the engine's: `bytes` in a Vec of `cap` capacity.
+    fn read_buf(bytes: &[u8], cap: usize) -> Vec<u8> {
+        let mut v = Vec::with_capacity(cap.max(bytes.len()));
+        v.extend_from_slice(bytes);
+        v
+    }
+
+    /// Feeds `wire` cut at `cuts` the way the engine does: `feed_read` into 64 KiB buffers
+    /// at frame boundaries, direct reads while the codec asks for them.
+    fn run_reads(cfg: Config, wire: &[u8], cuts: &[usize], adopt_min: u64) -> (Out, Result<(), Failure>, usize) {
+        let mut c = Codec::new(cfg);
+        let mut out = Out { items: VecDeque::new(), replies: Vec::new() };
+        let mut adopted = 0;
+        let mut pos = 0;
+        for &end in cuts.iter().chain(std::iter::once(&wire.len())) {
+            while pos < end {
+                let mut sink = Sink { items: &mut out.items, replies: &mut out.replies, traced: None };
+                let r = if let Some(rem) = c.direct_read_hint() {
+                    let take = (rem as usize).min(end - pos);
+                    let mut buf = c.take_buffer();
+                    buf.extend_from_slice(&wire[pos..pos + take]);
+                    pos += take;
+                    c.return_buffer(buf, take, &mut sink)
+                } else {
+                    let (r, back) = c.feed_read(read_buf(&wire[pos..end], 64 * 1024), adopt_min, &mut sink);
+                    adopted += back.is_none() as usize;
+                    pos = end;
+                    r
+                };
+                if let Err(e) = r {
+                    return (out, Err(e), adopted);
+                }
+            }
+        }
+        (out, Ok(()), adopted)
+    }
+
+    #[test]
+    fn a_read_buffer_becomes_the_payload_of_a_large_frame() {
+        let payload: Vec<u8> = (0..16 * 1024).map(|i| (i % 251) as u8).collect();
+        let f = frame(true, OP_BINARY, &payload);
+        for mode in [Mode::Messages, Mode::Fragments] {
+            let mut c = Codec::new(Config { mode, ..Config::default() });
+            let (mut items, mut replies) = (VecDeque::new(), Vec::new());
+            let mut sink = Sink { items: &mut items, replies: &mut replies, traced: None };
+            let (r, back) = c.feed_read(read_buf(&f, 64 * 1024), ADOPT_MIN, &mut sink);
+            r.unwrap();
+            assert!(back.is_none(), "{mode:?}: the buffer was kept");
+            assert_eq!(items.len(), 1);
+            assert_eq!(items[0].data, payload);
+            // Shrunk: no 64 KiB kept for 16 KiB.
+            assert!(items[0].data.capacity() < 2 * f.len(), "{}", items[0].data.capacity());
+            assert!(c.at_frame_boundary());
+        }
+    }
+
+    #[test]
+    fn the_rest_of_a_taken_frame_is_read_into_it_directly() {
+        let payload = vec![b'z'; 10_000];
+        let f = frame(true, OP_TEXT, &payload);
+        let (out, r, adopted) = run_reads(Config::default(), &f, &[3000], ADOPT_MIN);
+        r.unwrap();
+        assert_eq!(adopted, 1);
+        assert_eq!(out.items.len(), 1);
+        assert_eq!(out.items[0].data, payload);
+        assert_eq!(out.items[0].opcode, OP_TEXT);
+    }
+
+    #[test]
+    fn a_read_buffer_is_not_taken_for_small_masked_compressed_or_shared_frames() {
+        let big = vec![1u8; 8192];
+        let mut two = frame(true, OP_BINARY, &big);
+        two.extend(frame(true, OP_BINARY, b"x"));
+        let mut masked = Vec::new();
+        frame::encode_frame(&mut masked, true, 0, OP_BINARY, &big, Some([1, 2, 3, 4]));
+        let cont = [frame(false, OP_BINARY, b"a"), frame(true, OP_CONT, &big)].concat();
+        let cases: Vec<(Config, Vec<u8>, usize)> = vec![
+            (Config::default(), frame(true, OP_BINARY, &[1; 100]), 64 * 1024),
+            (Config::default(), two.clone(), 64 * 1024),
+            (Config::default(), frame(true, OP_BINARY, &big)[..8000].to_vec(), 8000), // no room for the rest
+            (Config { mode: Mode::Raw, ..Config::default() }, frame(true, OP_BINARY, &big), 64 * 1024),
+            (Config { mode: Mode::Raw, ..Config::default() }, masked, 64 * 1024),
+            (Config::default(), frame(true, OP_PING, b"p"), 64 * 1024),
+        ];
+        for (i, (cfg, wire, cap)) in cases.into_iter().enumerate() {
+            let mut c = Codec::new(cfg.clone());
+            let (mut items, mut replies) = (VecDeque::new(), Vec::new());
+            let mut sink = Sink { items: &mut items, replies: &mut replies, traced: None };
+            let (r, back) = c.feed_read(read_buf(&wire, cap), ADOPT_MIN, &mut sink);
+            r.unwrap();
+            assert!(back.is_some(), "case {i} was taken");
+            let (expected, r) = run(cfg, &[&wire]);
+            r.unwrap();
+            assert_eq!(items, expected.items, "case {i}");
+        }
+        // A continuation in the message mode is appended to the message: not taken.
+        let (out, r, adopted) = run_reads(Config::default(), &cont, &[3], ADOPT_MIN);
+        r.unwrap();
+        assert_eq!(adopted, 0);
+        assert_eq!(out.items[0].data, [&b"a"[..], &big].concat());
+        // In the fragment mode it starts a buffer of its own: taken.
+        let (out, r, adopted) = run_reads(Config { mode: Mode::Fragments, ..Config::default() }, &cont, &[3], ADOPT_MIN);
+        r.unwrap();
+        assert_eq!(adopted, 1);
+        assert_eq!(out.items[1].data, big);
+        // Compressed messages are inflated into a buffer of their own.
+        let z = compress(&[&big]).remove(0);
+        let wire = zframe(true, 0b100, OP_BINARY, &z);
+        let (out, r, adopted) = run_reads(deflate_cfg(), &wire, &[], 1);
+        r.unwrap();
+        assert_eq!(adopted, 0);
+        assert_eq!(out.items[0].data, big);
+    }
+
+    #[test]
+    fn a_taken_read_buffer_fails_as_a_fed_one() {
+        let mut bad = vec![b'a'; 8000];
+        bad[5000] = 0xff;
+        let fragmented = [frame(false, OP_TEXT, &[b'a'; 5000]), frame(true, OP_CONT, &[b'a'; 5000])].concat();
+        let cases = [
+            (Config::default(), frame(true, OP_TEXT, &bad), 1007),
+            (Config { max_message: Some(7999), ..Config::default() }, frame(true, OP_BINARY, &bad), 1009),
+            (Config { mode: Mode::Fragments, max_message: Some(9999), ..Config::default() }, fragmented, 1009),
+            (Config::default(), frame(false, OP_CONT, &bad), 1002),
+        ];
+        for (cfg, wire, code) in cases {
+            for cuts in [&[][..], &[5], &[4000], &[5004, 5010]] {
+                let (fed, r1) = run(cfg.clone(), &[&wire]);
+                let (read, r2, _) = run_reads(cfg.clone(), &wire, cuts, ADOPT_MIN);
+                assert_eq!(r1.as_ref().map_err(Failure::close_code), Err(code), "{cfg:?} {cuts:?}");
+                assert_eq!(r1, r2, "{cfg:?} {cuts:?}");
+                assert_eq!(fed.items, read.items, "{cfg:?} {cuts:?}");
+            }
+        }
+    }
+
+    #[test]
+    fn reads_of_any_size_give_what_feed_gives() {
+        let mut wire = Vec::new();
+        for (i, len) in [5000usize, 0, 70_000, 4096, 4095, 33_000, 125, 20_000].into_iter().enumerate() {
+            let op = if i % 2 == 0 { OP_BINARY } else { OP_TEXT };
+            wire.extend(frame(true, op, &vec![b'a' + (i as u8); len]));
+            wire.extend(frame(true, OP_PING, b"p"));
+        }
+        wire.extend([frame(false, OP_TEXT, &[b'q'; 6000]), frame(true, OP_CONT, &[b'r'; 6000])].concat());
+        for mode in [Mode::Messages, Mode::Fragments] {
+            let cfg = Config { mode, ..Config::default() };
+            let (expected, r) = run(cfg.clone(), &[&wire]);
+            r.unwrap();
+            for step in [1000usize, 4100, 5006, 9000, 65_536] {
+                let cuts: Vec<usize> = (1..).map(|k| k * step).take_while(|&c| c < wire.len()).collect();
+                for adopt_min in [1, ADOPT_MIN] {
+                    let (out, r, _) = run_reads(cfg.clone(), &wire, &cuts, adopt_min);
+                    r.unwrap();
+                    assert_eq!(out.items, expected.items, "{mode:?} step {step} adopt_min {adopt_min}");
+                    assert_eq!(out.replies, expected.replies);
+                }
+            }
+        }
     }
 
     // ---- strictness (what Autobahn checks) ----------------------------------------------
@@ -822,7 +1157,7 @@ mod tests {
     fn compressed_message_is_inflated_rsv1_cleared() {
         let (out, r) = run(deflate_cfg(), &[&zframe(true, 0b100, OP_TEXT, &HELLO_Z)]);
         r.unwrap();
-        assert_eq!(out.items[0], Item { opcode: OP_TEXT, fin: true, rsv: 0, data: b"Hello".to_vec() });
+        assert_eq!(out.items[0], Item { opcode: OP_TEXT, fin: true, rsv: 0, data: b"Hello".to_vec().into() });
         // Uncompressed messages stay allowed when deflate is on.
         let (out, r) = run(deflate_cfg(), &[&frame(true, OP_BINARY, b"plain")]);
         r.unwrap();
@@ -854,7 +1189,7 @@ mod tests {
         r.unwrap();
         assert_eq!(out.items.len(), 2);
         assert!(out.items.iter().all(|i| i.rsv == 0));
-        let joined: Vec<u8> = out.items.iter().flat_map(|i| i.data.clone()).collect();
+        let joined: Vec<u8> = out.items.iter().flat_map(|i| i.data.to_vec()).collect();
         assert_eq!(joined, b"Hello, compressed world");
     }
 

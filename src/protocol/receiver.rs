@@ -86,6 +86,25 @@ impl Receiver {
         self.absorb(before, result)
     }
 
+    /// `receive` for a buffer a socket read just filled, taken by value: a large data
+    /// payload that came whole with its header in it becomes the queued item's payload
+    /// without a copy (`Codec::feed_read`, payloads of at least `adopt_min` bytes). Returns
+    /// `receive`'s answer and the buffer when it was not taken, for the next read.
+    pub fn receive_read(
+        &mut self,
+        buf: Vec<u8>,
+        adopt_min: u64,
+        replies: &mut Vec<Reply>,
+        traced: Option<&mut Vec<TracedFrame>>,
+    ) -> (bool, Option<Vec<u8>>) {
+        if self.failure.is_some() {
+            return (false, Some(buf));
+        }
+        let before = self.queue.len();
+        let (result, back) = self.codec.feed_read(buf, adopt_min, &mut Sink { items: &mut self.queue, replies, traced });
+        (self.absorb(before, result), back)
+    }
+
     /// How many payload bytes could be read straight into the message buffer now (large
     /// unmasked, uncompressed data payloads), skipping one copy.
     pub fn direct_read_hint(&self) -> Option<u64> {
@@ -111,7 +130,7 @@ impl Receiver {
         for item in self.queue.iter().skip(before) {
             self.queued_bytes += cost(item);
             if item.opcode == OP_CLOSE {
-                self.peer_close = Some(item.data.clone());
+                self.peer_close = Some(item.data.to_vec());
             }
         }
         if let Err(failure) = result {
@@ -286,7 +305,7 @@ mod tests {
 
         let mut rx = Receiver::new(fragments_cfg());
         rx.receive(&wire, &mut Vec::new(), None);
-        let frames: Vec<_> = std::iter::from_fn(|| rx.take_frame(true)).map(|i| (i.opcode, i.data)).collect();
+        let frames: Vec<_> = std::iter::from_fn(|| rx.take_frame(true)).map(|i| (i.opcode, i.data.into_vec())).collect();
         assert_eq!(frames, vec![(OP_TEXT, b"Hel".to_vec()), (OP_PING, b"p".to_vec()), (OP_CONT, b"lo".to_vec())]);
     }
 

@@ -81,14 +81,27 @@ def os_threads() -> dict:
     return out
 
 
-def hub_os_threads() -> int:
-    """How many OS threads the hub itself runs: gevent's threadpool (its default resolver
-    uses it for DNS), eventlet's tpool."""
-    if HUB == "gevent":
-        import gevent
+# gevent's threadpool workers started so far. Counted as they start, not as they are at the
+# end: an idle worker of the hub's pool exits after GEVENT_THREADPOOL_IDLE_TASK_TIMEOUT (5 s)
+# and a later name look-up starts another one, which a count of the live ones would miss.
+_GEVENT_WORKERS_STARTED = [0]
+if HUB == "gevent":
+    import gevent.threadpool as _gevent_threadpool
 
-        pool = gevent.get_hub()._threadpool
-        return len(pool._worker_greenlets) if pool is not None else 0
+    _register_worker = _gevent_threadpool.ThreadPool._register_worker
+
+    def _counting_register_worker(self, worker):  # type: ignore[no-untyped-def]
+        _GEVENT_WORKERS_STARTED[0] += 1
+        return _register_worker(self, worker)
+
+    _gevent_threadpool.ThreadPool._register_worker = _counting_register_worker
+
+
+def hub_os_threads() -> int:
+    """How many OS threads the hub itself started: gevent's threadpool (its default resolver
+    uses it for DNS) since the process started, eventlet's tpool."""
+    if HUB == "gevent":
+        return _GEVENT_WORKERS_STARTED[0]
     if HUB == "eventlet":
         from eventlet import tpool
 

@@ -34,6 +34,9 @@ ROOT = Path(__file__).resolve().parents[1]
 
 pytestmark = [
     pytest.mark.packaging,
+    # The installed package runs in a child process (the fresh venv): the driver choice of
+    # this process does not reach it, so the test runs once, not once per driver.
+    pytest.mark.own_driver,
     pytest.mark.skipif(
         os.environ.get("WEBSOCKET_RUST_SKIP_PACKAGING", "") not in ("", "0"),
         reason="WEBSOCKET_RUST_SKIP_PACKAGING is set",

@@ -288,16 +288,19 @@ def test_idle_readers_on_other_threads_do_not_wake_up(echo_url):
     threads[-1].join(5)
     assert [type(e) for e in errors] == [websocket.WebSocketTimeoutException]
     assert time.monotonic() - t0 < 3
-    # Data wakes a sleeping reader at once, and a shutdown from another thread wakes one too.
-    for c in conns[: n // 2]:
+    # Data wakes a sleeping reader at once, and here a shutdown from another thread wakes one
+    # too (websocket-client closes the socket under a blocked recv(), which wakes nobody on
+    # Linux: there, every reader gets data).
+    woken_by_data = n // 2 if hasattr(websocket, "_native") else n
+    for c in conns[:woken_by_data]:
         c.send("hello")
-    for c in conns[n // 2 :]:
+    for c in conns[woken_by_data:]:
         c.shutdown()
     for t in threads:
         t.join(5)
     assert not [t for t in threads if t.is_alive()]
-    assert got == ["hello"] * (n // 2)
-    assert len(errors) == 1 + n // 2
+    assert got == ["hello"] * woken_by_data
+    assert len(errors) == 1 + n - woken_by_data
     assert all(isinstance(e, websocket.WebSocketConnectionClosedException) for e in errors[1:])
-    for c in conns[: n // 2] + [timed]:
+    for c in conns[:woken_by_data] + [timed]:
         c.close()

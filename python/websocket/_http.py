@@ -28,7 +28,7 @@ from ._logging import debug, dump, trace
 from ._socket import DEFAULT_SOCKET_OPTION, recv, recv_line, send
 from ._ssl_compat import HAVE_SSL, ssl
 from ._proxy import resolve_proxy
-from ._url import _env_proxy, get_proxy_info, parse_url
+from ._url import get_proxy_info, parse_url
 
 __all__ = ["proxy_info", "connect", "read_headers"]
 
@@ -236,15 +236,10 @@ def _get_addrinfo_list(hostname: str, port: int, is_secure: bool, proxy: Any) ->
     """``(getaddrinfo list, need_tunnel, proxy auth)``: the proxy's addresses when an HTTP
     proxy applies (given, or from the environment minus ``no_proxy``), else the host's.
     WebSocketAddressException when the name does not resolve."""
-    phost: Optional[str] = None
-    pport: Optional[int] = 0
-    pauth: Any = None
     try:
-        # Without any proxy the no_proxy rules cannot matter (and parsing them costs).
-        if proxy.proxy_host or _env_proxy(is_secure) is not None:
-            phost, pport, pauth = get_proxy_info(
-                hostname, is_secure, proxy.proxy_host, proxy.proxy_port, proxy.auth, proxy.no_proxy
-            )
+        phost, pport, pauth = get_proxy_info(
+            hostname, is_secure, proxy.proxy_host, proxy.proxy_port, proxy.auth, proxy.no_proxy
+        )
     except TypeError as e:
         raise WebSocketAddressException(e) from e
     try:

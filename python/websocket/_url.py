@@ -178,6 +178,10 @@ def get_proxy_info_ex(
     ``socks4a``, ``socks5`` or ``socks5h``, and ``"http"`` for any other scheme. This is
     an extension: websocket-client always tunnels env proxies with HTTP CONNECT.
     """
+    # No proxy at all (the common case): the no_proxy rules cannot change that, and parsing
+    # them is most of the cost of a local connection's set-up.
+    if not proxy_host and _env_proxy(is_secure) is None:
+        return None, 0, None, proxy_type
     if _is_no_proxy_host(hostname, no_proxy):
         return None, 0, None, proxy_type
 

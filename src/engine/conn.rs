@@ -353,11 +353,9 @@ impl Conn {
                 // A deadline closer than one wait slice: poll for exactly the time left
                 // instead of a blocking read that could overshoot it.
                 let short = deadline.remaining().filter(|r| *r < crate::transport::SLICE);
-                if st.armed && !self.want_write.load(Ordering::Acquire) {
-                    // Read here, not by the reactor: its watch would only wake it for what
-                    // this thread reads anyway.
-                    self.disarm(&mut st);
-                }
+                // Read here, not by the reactor: its watch would only wake it for what this
+                // thread reads anyway.
+                self.disarm_for_reading(&mut st);
                 st.reading = true;
                 let (progress, replies, _) = self.read_step(&mut st, short.is_some());
                 st.reading = false;
@@ -490,7 +488,12 @@ impl Conn {
         }
     }
 
-    fn disarm(&self, st: &mut ReadSide) {
+    /// Withdraws an armed read watch before a Python thread reads the socket itself (kept
+    /// while unsent control replies need the write side watched).
+    fn disarm_for_reading(&self, st: &mut ReadSide) {
+        if !st.armed || self.want_write.load(Ordering::Acquire) {
+            return;
+        }
         if let Some(token) = *self.token.lock() {
             self.reactor.disarm(token, self.stream.socket());
         }
@@ -874,10 +877,7 @@ impl Conn {
         {
             // This thread reads the answer itself: the reactor's watch would only race it
             // (and wake the reactor's thread) for the peer's close frame.
-            let mut st = self.read.lock();
-            if st.armed && !self.want_write.load(Ordering::Acquire) {
-                self.disarm(&mut st);
-            }
+            self.disarm_for_reading(&mut self.read.lock());
         }
         let peer = match self.send_close(payload, timeout, interrupt) {
             Ok(_) => self.await_peer_close(deadline.remaining(), interrupt),

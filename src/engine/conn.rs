@@ -155,7 +155,21 @@ impl Conn {
             token: Mutex::new(None),
             shut_down: AtomicBool::new(false),
         });
-        let token = conn.reactor.register(&conn, conn.stream.socket());
+        // Watch from the start: a server may push before the first recv(). Armed now rather
+        // than through the reactor's pending list, which would wake its thread (a notify and
+        // a poller wait, on the CPU Python runs on) for every connection opened.
+        if leftover.is_empty() && !conn.stream.has_buffered() {
+            // The usual case: registered armed, in one poller call. Under the read lock, so
+            // that an event arriving at once finds `armed` set (the reactor takes this lock).
+            {
+                let mut st = conn.read.lock();
+                let token = conn.reactor.register(&conn, conn.stream.socket(), true);
+                *conn.token.lock() = Some(token);
+                st.armed = true;
+            }
+            return Ok(conn);
+        }
+        let token = conn.reactor.register(&conn, conn.stream.socket(), false);
         *conn.token.lock() = Some(token);
         if !leftover.is_empty() {
             let mut st = conn.read.lock();
@@ -163,9 +177,6 @@ impl Conn {
             drop(st);
             conn.send_replies(replies);
         }
-        // Watch from the start: a server may push before the first recv(). Armed now rather
-        // than through the reactor's pending list, which would wake its thread (a notify and
-        // a poller wait, on the CPU Python runs on) for every connection opened.
         conn.arm_now(&mut conn.read.lock());
         Ok(conn)
     }
@@ -876,8 +887,16 @@ impl Conn {
         let deadline = Deadline::after(timeout);
         {
             // This thread reads the answer itself: the reactor's watch would only race it
-            // (and wake the reactor's thread) for the peer's close frame.
-            self.disarm_for_reading(&mut self.read.lock());
+            // (and wake the reactor's thread) for the peer's close frame. The connection
+            // leaves the reactor now (one poller call, where disarming and leaving at
+            // shutdown were two), unless unsent control replies still need its write watch.
+            let mut st = self.read.lock();
+            if self.want_write.load(Ordering::Acquire) {
+                self.disarm_for_reading(&mut st);
+            } else {
+                st.armed = false;
+                self.leave_reactor();
+            }
         }
         let peer = match self.send_close(payload, timeout, interrupt) {
             Ok(_) => self.await_peer_close(deadline.remaining(), interrupt),
@@ -921,9 +940,7 @@ impl Conn {
         drop(st);
         // Out of the reactor's poller first: a socket shut down while registered reports a
         // hang-up (even unarmed), which would wake the reactor for a connection that is over.
-        if let Some(token) = self.token.lock().take() {
-            self.reactor.deregister(token, self.stream.socket());
-        }
+        self.leave_reactor();
         // Once: close() shuts down, and WebSocket.close() then calls shutdown() again.
         if !self.shut_down.swap(true, Ordering::AcqRel) {
             self.stream.shutdown();
@@ -931,11 +948,19 @@ impl Conn {
     }
 }
 
-impl Drop for Conn {
-    fn drop(&mut self) {
+impl Conn {
+    /// Takes the socket out of the reactor's poller (once: the token is taken); nothing
+    /// arms it again after that.
+    fn leave_reactor(&self) {
         if let Some(token) = self.token.lock().take() {
             self.reactor.deregister(token, self.stream.socket());
         }
+    }
+}
+
+impl Drop for Conn {
+    fn drop(&mut self) {
+        self.leave_reactor();
     }
 }
 #[cfg(test)]

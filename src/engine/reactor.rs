@@ -148,8 +148,9 @@ impl Reactor {
         })
     }
 
-    /// Registers a connection's socket, disarmed; returns its token.
-    pub fn register(&self, conn: &Arc<Conn>, sock: &Socket) -> usize {
+    /// Registers a connection's socket, its one-shot watch armed for reading when `read` is
+    /// set (one `epoll_ctl`, not an add then a modify), else disarmed; returns its token.
+    pub fn register(&self, conn: &Arc<Conn>, sock: &Socket, read: bool) -> usize {
         debug_assert!(self.owned());
         let token = {
             let mut s = self.slots.lock();
@@ -165,7 +166,8 @@ impl Reactor {
             }
         };
         // SAFETY: `Conn`'s drop deregisters the socket before closing it.
-        if let Err(e) = unsafe { self.poller.add(sock.raw(), Event::none(token)) } {
+        let interest = if read { Event::readable(token) } else { Event::none(token) };
+        if let Err(e) = unsafe { self.poller.add(sock.raw(), interest) } {
             log::error!(target: "websocket", "reactor: cannot watch a socket: {e}");
         }
         token

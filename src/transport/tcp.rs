@@ -4,7 +4,7 @@
 use std::net::{SocketAddr, ToSocketAddrs};
 use std::time::Duration;
 
-use socket2::{Domain, Protocol, SockAddr, Socket, TcpKeepalive, Type};
+use socket2::{Domain, SockAddr, Socket, TcpKeepalive};
 
 use super::sys::{self, RawSock};
 use super::{socket, Deadline, Interrupt, NetError};
@@ -80,31 +80,41 @@ pub fn connect(
 }
 
 fn connect_one(addr: &SocketAddr, sockopts: &[SockOpt], deadline: Deadline, interrupt: Interrupt<'_>) -> Result<socket::Socket, NetError> {
+    // Where a blocking connect returns within SO_SNDTIMEO, the socket is put in the engine's
+    // mode first and connects in one call when it can (see `sys::CONNECT_WAITS_ONE_SLICE`);
+    // unless the deadline is nearer than one slice, which that call could overrun.
+    let in_mode = sys::CONNECT_WAITS_ONE_SLICE && deadline.slice() >= super::SLICE;
     // socket2 sets close-on-exec (Unix) or no handle inheritance (Windows), and SO_NOSIGPIPE
     // on Apple systems.
-    let sock = Socket::new(Domain::for_address(*addr), Type::STREAM, Some(Protocol::TCP)).map_err(NetError::Io)?;
+    let sock = sys::stream_socket(Domain::for_address(*addr), !in_mode).map_err(NetError::Io)?;
     apply_defaults(&sock);
     apply_sockopts(&sock, sockopts).map_err(NetError::Io)?;
-    sock.set_nonblocking(true).map_err(NetError::Io)?;
+    if in_mode {
+        sys::set_slice_timeouts(&sock, super::SLICE).map_err(NetError::Io)?;
+    }
     match sock.connect(&SockAddr::from(*addr)) {
         Ok(()) => {}
-        Err(e) if sys::connect_in_progress(&e) => loop {
+        // Under way: a non-blocking connect, or a blocking one past its slice or cut short
+        // by a signal (the attempt goes on in both cases).
+        Err(e) if sys::connect_in_progress(&e) || (in_mode && e.kind() == std::io::ErrorKind::Interrupted) => loop {
             if interrupt() {
                 return Err(NetError::Interrupted);
             }
             if deadline.expired() {
                 return Err(NetError::ConnectTimeout);
             }
-            if sys::wait_writable(&sock, deadline.slice()).map_err(NetError::Io)? {
-                if let Some(err) = sock.take_error().map_err(NetError::Io)? {
-                    return Err(NetError::Io(err));
-                }
+            if let Some(outcome) = sys::wait_connected(&sock, deadline.slice()).map_err(NetError::Io)? {
+                outcome.map_err(NetError::Io)?;
                 break;
             }
         },
         Err(e) => return Err(NetError::Io(e)),
     }
-    finish_socket(sock)
+    if in_mode {
+        Ok(socket::Socket::new(sock))
+    } else {
+        finish_socket(sock)
+    }
 }
 
 /// Puts a connected socket in the mode the engine expects (see `sys::prepare`): every wait

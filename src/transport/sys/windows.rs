@@ -82,6 +82,35 @@ pub fn wait_writable(s: &Socket, timeout: Duration) -> io::Result<bool> {
     poll(raw(s), WinSock::POLLWRNORM, timeout)
 }
 
+/// Connects are non-blocking here, waited for with WSAPoll (see the Unix module).
+pub const CONNECT_WAITS_ONE_SLICE: bool = false;
+
+/// A TCP socket (no handle inheritance: socket2's default), non-blocking when `nonblocking`.
+pub fn stream_socket(domain: socket2::Domain, nonblocking: bool) -> io::Result<Socket> {
+    let s = Socket::new(domain, socket2::Type::STREAM, Some(socket2::Protocol::TCP))?;
+    if nonblocking {
+        s.set_nonblocking(true)?;
+    }
+    Ok(s)
+}
+
+/// Not used here (`CONNECT_WAITS_ONE_SLICE` is false): sockets are non-blocking.
+pub fn set_slice_timeouts(_s: &Socket, _slice: Duration) -> io::Result<()> {
+    Ok(())
+}
+
+/// Waits up to `timeout` for a non-blocking connect to finish: None while it is under way,
+/// then its outcome (SO_ERROR).
+pub fn wait_connected(s: &Socket, timeout: Duration) -> io::Result<Option<io::Result<()>>> {
+    if !wait_writable(s, timeout)? {
+        return Ok(None);
+    }
+    Ok(Some(match s.take_error()? {
+        Some(e) => Err(e),
+        None => Ok(()),
+    }))
+}
+
 /// Readiness of a raw handle, for tests: readable, or writable when `write` is set.
 #[cfg(test)]
 pub fn poll_raw(raw: RawSock, write: bool, timeout: Duration) -> bool {

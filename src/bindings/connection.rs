@@ -13,7 +13,7 @@ use pyo3::types::{PyBytes, PyDict, PyList};
 
 use super::convert::{self, Payload};
 use super::errors::to_pyerr;
-use super::options::{self, opt, secs};
+use super::options::{self, secs};
 use crate::engine::conn::Conn;
 use crate::engine::connect::{self, ConnectSpec, Outcome};
 use crate::engine::error::Error;
@@ -108,10 +108,10 @@ impl Connection {
         let skip_utf8 = codec.skip_utf8;
         let spec = ConnectSpec {
             request: options::request_spec(host, port, resource, secure, o)?,
-            timeout: secs(opt(o, "timeout")?)?,
+            timeout: secs(options::opt_k!(o, "timeout")?)?,
             sockopts: options::sockopts(o)?,
             tls,
-            socket_fd: opt(o, "socket_fd")?,
+            socket_fd: options::opt_k!(o, "socket_fd")?,
             proxy: options::proxy_spec(o)?,
             codec,
             deflate: options::compression_offer(o)?,
@@ -197,6 +197,21 @@ impl Connection {
         let item = match conn.try_recv_queued(false) {
             Some(item) => item,
             None => blocking(py, |check| conn.recv(false, timeout, check))?,
+        };
+        if item.opcode == OP_CLOSE {
+            return Ok(None);
+        }
+        Ok(Some(convert::item_data(py, &item, true)?))
+    }
+
+    /// `recv_text_or_binary()` without a timeout, as a method without arguments: no
+    /// argument tuple to build and parse per message (`WebSocket.recv()` with the default
+    /// timeout, None).
+    fn recv_next<'py>(&self, py: Python<'py>) -> PyResult<Option<Bound<'py, PyAny>>> {
+        let conn = &self.conn;
+        let item = match conn.try_recv_queued(false) {
+            Some(item) => item,
+            None => blocking(py, |check| conn.recv(false, None, check))?,
         };
         if item.opcode == OP_CLOSE {
             return Ok(None);

@@ -8,7 +8,8 @@ use std::time::Duration;
 use pyo3::conversion::FromPyObjectOwned;
 use pyo3::exceptions::{PyTypeError, PyValueError};
 use pyo3::prelude::*;
-use pyo3::types::{PyDict, PyTuple};
+use pyo3::sync::PyOnceLock;
+use pyo3::types::{PyDict, PyFrozenSet, PyString, PyTuple};
 
 use crate::protocol::codec::{Config, Mode};
 use crate::protocol::deflate::{Offer, Params};
@@ -55,8 +56,32 @@ const PROXY_KEYS: &[&str] = &["type", "host", "port", "auth", "timeout"];
 const OFFER_KEYS: [&str; 4] =
     ["client_max_window_bits", "server_max_window_bits", "client_no_context_takeover", "server_no_context_takeover"];
 
-/// Fails on a key outside `known` (each list is a set the dict's consumer reads).
-pub fn check_keys(d: &Bound<'_, PyDict>, what: &str, known: &[&[&str]]) -> PyResult<()> {
+/// The names of `known` as a Python frozenset, made once per call site's `cell`: a key is
+/// then checked by one set lookup on the str the caller already hashed, where comparing it
+/// as Rust text costs a UTF-8 copy per key (the abi3 API has no borrowed view of a str).
+fn known_set<'py>(py: Python<'py>, cell: &'static PyOnceLock<Py<PyFrozenSet>>, known: &[&[&str]]) -> PyResult<Bound<'py, PyFrozenSet>> {
+    // Interned, as the names in the Python layer's dict literals are: a look-up then
+    // compares pointers.
+    let set = cell.get_or_try_init(py, || {
+        PyFrozenSet::new(py, known.iter().flat_map(|l| l.iter()).map(|n| PyString::intern(py, n))).map(Bound::unbind)
+    })?;
+    Ok(set.bind(py).clone())
+}
+
+/// Fails on a key outside `known` (each list is a set the dict's consumer reads); `cell`
+/// keeps the call site's set of names.
+pub fn check_keys(d: &Bound<'_, PyDict>, what: &str, cell: &'static PyOnceLock<Py<PyFrozenSet>>, known: &[&[&str]]) -> PyResult<()> {
+    let set = known_set(d.py(), cell, known)?;
+    let mut all_known = true;
+    for k in d.keys() {
+        if !k.is_instance_of::<PyString>() || !set.contains(&k)? {
+            all_known = false;
+            break;
+        }
+    }
+    if all_known {
+        return Ok(());
+    }
     for k in d.keys() {
         let name: String = k.extract().map_err(|_| PyTypeError::new_err(format!("{what}: option names must be str")))?;
         if !known.iter().any(|set| set.contains(&name.as_str())) {
@@ -67,15 +92,18 @@ pub fn check_keys(d: &Bound<'_, PyDict>, what: &str, known: &[&[&str]]) -> PyRes
 }
 
 pub fn check_connect_keys(d: &Bound<'_, PyDict>) -> PyResult<()> {
-    check_keys(d, "Connection.open", &[REQUEST_KEYS, PROTOCOL_KEYS, CONNECT_KEYS])
+    static SET: PyOnceLock<Py<PyFrozenSet>> = PyOnceLock::new();
+    check_keys(d, "Connection.open", &SET, &[REQUEST_KEYS, PROTOCOL_KEYS, CONNECT_KEYS])
 }
 
 pub fn check_request_keys(d: &Bound<'_, PyDict>) -> PyResult<()> {
-    check_keys(d, "build_request", &[REQUEST_KEYS])
+    static SET: PyOnceLock<Py<PyFrozenSet>> = PyOnceLock::new();
+    check_keys(d, "build_request", &SET, &[REQUEST_KEYS])
 }
 
 pub fn check_protocol_keys(d: &Bound<'_, PyDict>) -> PyResult<()> {
-    check_keys(d, "Protocol", &[PROTOCOL_KEYS])
+    static SET: PyOnceLock<Py<PyFrozenSet>> = PyOnceLock::new();
+    check_keys(d, "Protocol", &SET, &[PROTOCOL_KEYS])
 }
 
 /// Seconds as a Duration; None waits forever.
@@ -84,6 +112,30 @@ pub fn secs(t: Option<f64>) -> PyResult<Option<Duration>> {
         None => Ok(None),
         Some(v) if v.is_nan() || v < 0.0 => Err(PyValueError::new_err("Timeout value must be non-negative")),
         Some(v) => Ok(Some(Duration::from_secs_f64(v.min(1e9)))),
+    }
+}
+
+/// `opt` with the key as an interned Python str (made once per call site): no str to
+/// create and hash for each look-up. `opt_k!(dict, "key")`, or `opt_k!(dict, "key", T)`.
+macro_rules! opt_k {
+    ($d:expr, $key:literal) => {
+        $crate::bindings::options::opt_key($d, pyo3::intern!($d.py(), $key), $key)
+    };
+    ($d:expr, $key:literal, $t:ty) => {
+        $crate::bindings::options::opt_key::<$t>($d, pyo3::intern!($d.py(), $key), $key)
+    };
+}
+pub(crate) use opt_k;
+
+/// The value of `key` (`name` in errors), None when missing or None.
+pub fn opt_key<'py, T: FromPyObjectOwned<'py>>(d: &Bound<'py, PyDict>, key: &Bound<'py, PyString>, name: &str) -> PyResult<Option<T>> {
+    match d.get_item(key)? {
+        None => Ok(None),
+        Some(v) if v.is_none() => Ok(None),
+        Some(v) => v.extract::<T>().map(Some).map_err(|e| {
+            let err: PyErr = e.into();
+            PyTypeError::new_err(format!("option {name}: {err}"))
+        }),
     }
 }
 
@@ -99,9 +151,10 @@ pub fn opt<'py, T: FromPyObjectOwned<'py>>(d: &Bound<'py, PyDict>, key: &str) ->
     }
 }
 
-fn sub_dict<'py>(d: &Bound<'py, PyDict>, key: &str) -> PyResult<Option<Bound<'py, PyDict>>> {
+/// The dict under `key` (`name` in errors), None when missing or None.
+fn sub_dict<'py>(d: &Bound<'py, PyDict>, key: &Bound<'py, PyString>, name: &str) -> PyResult<Option<Bound<'py, PyDict>>> {
     match d.get_item(key)? {
-        Some(v) if !v.is_none() => Ok(Some(v.cast_into::<PyDict>().map_err(|_| PyTypeError::new_err(format!("option {key} must be a dict")))?)),
+        Some(v) if !v.is_none() => Ok(Some(v.cast_into::<PyDict>().map_err(|_| PyTypeError::new_err(format!("option {name} must be a dict")))?)),
         _ => Ok(None),
     }
 }
@@ -113,18 +166,18 @@ pub fn request_spec(host: String, port: u16, resource: String, secure: bool, o: 
         port,
         resource,
         secure,
-        host_header: opt(o, "host")?,
-        suppress_host: opt(o, "suppress_host")?.unwrap_or(false),
-        origin: opt(o, "origin")?,
-        suppress_origin: opt(o, "suppress_origin")?.unwrap_or(false),
-        key: opt(o, "key")?,
-        version: opt(o, "version")?,
-        key_in_headers: opt(o, "key_in_headers")?.unwrap_or(false),
-        version_in_headers: opt(o, "version_in_headers")?.unwrap_or(false),
-        connection: opt(o, "connection")?,
-        subprotocols: opt(o, "subprotocols")?.unwrap_or_default(),
-        headers: opt(o, "header")?.unwrap_or_default(),
-        cookie: opt(o, "cookie")?,
+        host_header: opt_k!(o, "host")?,
+        suppress_host: opt_k!(o, "suppress_host")?.unwrap_or(false),
+        origin: opt_k!(o, "origin")?,
+        suppress_origin: opt_k!(o, "suppress_origin")?.unwrap_or(false),
+        key: opt_k!(o, "key")?,
+        version: opt_k!(o, "version")?,
+        key_in_headers: opt_k!(o, "key_in_headers")?.unwrap_or(false),
+        version_in_headers: opt_k!(o, "version_in_headers")?.unwrap_or(false),
+        connection: opt_k!(o, "connection")?,
+        subprotocols: opt_k!(o, "subprotocols")?.unwrap_or_default(),
+        headers: opt_k!(o, "header")?.unwrap_or_default(),
+        cookie: opt_k!(o, "cookie")?,
         extensions: compression_offer(o)?.as_ref().map(Offer::header_value),
     })
 }
@@ -134,7 +187,7 @@ pub fn request_spec(host: String, port: u16, resource: String, secure: bool, o: 
 /// "server_no_context_takeover": bool}` (missing keys take `Offer::default()`'s values), or
 /// None for no offer.
 pub fn compression_offer(o: &Bound<'_, PyDict>) -> PyResult<Option<Offer>> {
-    let Some(d) = sub_dict(o, "compression")? else { return Ok(None) };
+    let Some(d) = sub_dict(o, pyo3::intern!(o.py(), "compression"), "compression")? else { return Ok(None) };
     for k in d.keys() {
         let name: String = k.extract().unwrap_or_default();
         if !OFFER_KEYS.contains(&name.as_str()) {
@@ -152,9 +205,9 @@ pub fn compression_offer(o: &Bound<'_, PyDict>) -> PyResult<Option<Offer>> {
         };
     }
     offer.server_max_window_bits =
-        opt::<u8>(&d, "server_max_window_bits").map_err(|_| PyValueError::new_err("server_max_window_bits must be None or 8..15"))?;
-    offer.client_no_context_takeover = opt(&d, "client_no_context_takeover")?.unwrap_or(false);
-    offer.server_no_context_takeover = opt(&d, "server_no_context_takeover")?.unwrap_or(false);
+        opt_k!(&d, "server_max_window_bits", u8).map_err(|_| PyValueError::new_err("server_max_window_bits must be None or 8..15"))?;
+    offer.client_no_context_takeover = opt_k!(&d, "client_no_context_takeover")?.unwrap_or(false);
+    offer.server_no_context_takeover = opt_k!(&d, "server_no_context_takeover")?.unwrap_or(false);
     offer.validate().map_err(PyValueError::new_err)?;
     Ok(Some(offer))
 }
@@ -171,7 +224,8 @@ pub fn params_dict<'py>(py: Python<'py>, p: &Params) -> PyResult<Bound<'py, PyDi
 
 /// `params_dict`'s inverse (a driver hands back what the handshake agreed).
 pub fn params_from(d: &Bound<'_, PyDict>) -> PyResult<Params> {
-    check_keys(d, "compression parameters", &[&OFFER_KEYS])?;
+    static SET: PyOnceLock<Py<PyFrozenSet>> = PyOnceLock::new();
+    check_keys(d, "compression parameters", &SET, &[&OFFER_KEYS])?;
     let bits = |key: &str, default: u8| -> PyResult<u8> {
         let b = opt::<u8>(d, key)?.unwrap_or(default);
         if (8..=15).contains(&b) {
@@ -183,8 +237,8 @@ pub fn params_from(d: &Bound<'_, PyDict>) -> PyResult<Params> {
     Ok(Params {
         client_max_window_bits: bits("client_max_window_bits", 15)?,
         server_max_window_bits: bits("server_max_window_bits", 15)?,
-        client_no_context_takeover: opt(d, "client_no_context_takeover")?.unwrap_or(false),
-        server_no_context_takeover: opt(d, "server_no_context_takeover")?.unwrap_or(false),
+        client_no_context_takeover: opt_k!(d, "client_no_context_takeover")?.unwrap_or(false),
+        server_no_context_takeover: opt_k!(d, "server_no_context_takeover")?.unwrap_or(false),
     })
 }
 
@@ -201,33 +255,34 @@ pub fn mode_from(i: u8) -> PyResult<Mode> {
 /// A connection's protocol settings; `deflate` is what the handshake agreed.
 pub fn codec_config(o: &Bound<'_, PyDict>, deflate: Option<Params>) -> PyResult<Config> {
     Ok(Config {
-        mode: mode_from(opt(o, "mode")?.unwrap_or(0))?,
-        skip_utf8: opt(o, "skip_utf8_validation")?.unwrap_or(false),
-        max_message: opt(o, "max_size")?,
+        mode: mode_from(opt_k!(o, "mode")?.unwrap_or(0))?,
+        skip_utf8: opt_k!(o, "skip_utf8_validation")?.unwrap_or(false),
+        max_message: opt_k!(o, "max_size")?,
         deflate,
     })
 }
 
 pub fn tls_options(o: &Bound<'_, PyDict>) -> PyResult<Option<TlsOptions>> {
-    let Some(d) = sub_dict(o, "tls")? else { return Ok(None) };
-    check_keys(&d, "tls", &[TLS_KEYS])?;
+    let Some(d) = sub_dict(o, pyo3::intern!(o.py(), "tls"), "tls")? else { return Ok(None) };
+    static SET: PyOnceLock<Py<PyFrozenSet>> = PyOnceLock::new();
+    check_keys(&d, "tls", &SET, &[TLS_KEYS])?;
     let mut t = TlsOptions::default();
-    if let Some(r) = opt::<i32>(&d, "cert_reqs")? {
+    if let Some(r) = opt_k!(&d, "cert_reqs", i32)? {
         t.cert_reqs = if r == 0 { CertReqs::None } else { CertReqs::Required };
     }
-    if let Some(c) = opt::<bool>(&d, "check_hostname")? {
+    if let Some(c) = opt_k!(&d, "check_hostname", bool)? {
         t.check_hostname = c;
     }
-    t.ca_certs = opt::<String>(&d, "ca_certs")?.map(Into::into);
-    t.ca_cert_path = opt::<String>(&d, "ca_cert_path")?.map(Into::into);
-    t.ca_der = opt::<Vec<Vec<u8>>>(&d, "ca_der")?.unwrap_or_default();
-    t.certfile = opt::<String>(&d, "certfile")?.map(Into::into);
-    t.keyfile = opt::<String>(&d, "keyfile")?.map(Into::into);
-    t.password = opt::<Vec<u8>>(&d, "password")?;
-    t.server_hostname = opt::<String>(&d, "server_hostname")?;
-    t.min_version = opt::<u8>(&d, "min_version")?;
-    t.max_version = opt::<u8>(&d, "max_version")?;
-    t.keylog = opt::<String>(&d, "keylog")?.map(Into::into);
+    t.ca_certs = opt_k!(&d, "ca_certs", String)?.map(Into::into);
+    t.ca_cert_path = opt_k!(&d, "ca_cert_path", String)?.map(Into::into);
+    t.ca_der = opt_k!(&d, "ca_der", Vec<Vec<u8>>)?.unwrap_or_default();
+    t.certfile = opt_k!(&d, "certfile", String)?.map(Into::into);
+    t.keyfile = opt_k!(&d, "keyfile", String)?.map(Into::into);
+    t.password = opt_k!(&d, "password", Vec<u8>)?;
+    t.server_hostname = opt_k!(&d, "server_hostname", String)?;
+    t.min_version = opt_k!(&d, "min_version", u8)?;
+    t.max_version = opt_k!(&d, "max_version", u8)?;
+    t.keylog = opt_k!(&d, "keylog", String)?.map(Into::into);
     Ok(Some(t))
 }
 
@@ -239,17 +294,18 @@ pub fn proxy_kind(name: &str) -> PyResult<ProxyKind> {
 /// `{"type": "http"|"socks4"|..., "host", "port", "auth": (user, password) | None,
 /// "timeout": seconds | None}`, as `_proxy` resolves it.
 pub fn proxy_spec(o: &Bound<'_, PyDict>) -> PyResult<Option<ProxySpec>> {
-    let Some(d) = sub_dict(o, "proxy")? else { return Ok(None) };
-    check_keys(&d, "proxy", &[PROXY_KEYS])?;
-    let name: String = opt(&d, "type")?.unwrap_or_else(|| "http".to_string());
-    let host: String = opt(&d, "host")?.ok_or_else(|| PyValueError::new_err("proxy host missing"))?;
-    let port: u16 = opt(&d, "port")?.ok_or_else(|| PyValueError::new_err("proxy port missing"))?;
-    Ok(Some(ProxySpec { kind: proxy_kind(&name)?, host, port, auth: opt(&d, "auth")?, timeout: secs(opt(&d, "timeout")?)? }))
+    let Some(d) = sub_dict(o, pyo3::intern!(o.py(), "proxy"), "proxy")? else { return Ok(None) };
+    static SET: PyOnceLock<Py<PyFrozenSet>> = PyOnceLock::new();
+    check_keys(&d, "proxy", &SET, &[PROXY_KEYS])?;
+    let name: String = opt_k!(&d, "type")?.unwrap_or_else(|| "http".to_string());
+    let host: String = opt_k!(&d, "host")?.ok_or_else(|| PyValueError::new_err("proxy host missing"))?;
+    let port: u16 = opt_k!(&d, "port")?.ok_or_else(|| PyValueError::new_err("proxy port missing"))?;
+    Ok(Some(ProxySpec { kind: proxy_kind(&name)?, host, port, auth: opt_k!(&d, "auth")?, timeout: secs(opt_k!(&d, "timeout")?)? }))
 }
 
 /// `sockopt`: `(level, option, value)` tuples, value an int or bytes.
 pub fn sockopts(o: &Bound<'_, PyDict>) -> PyResult<Vec<SockOpt>> {
-    let list: Option<Vec<Bound<'_, PyAny>>> = opt(o, "sockopt")?;
+    let list: Option<Vec<Bound<'_, PyAny>>> = opt_k!(o, "sockopt")?;
     let mut out = Vec::new();
     for item in list.unwrap_or_default() {
         let t = item.cast::<PyTuple>().map_err(|_| PyTypeError::new_err("sockopt entries must be tuples (level, option, value)"))?;

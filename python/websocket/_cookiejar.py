@@ -74,7 +74,7 @@ class SimpleCookieJar:
     def get(self, host: Optional[str]) -> str:
         """The ``Cookie`` header value for ``host``: sorted ``name=value`` pairs joined
         with ``"; "`` (empty string when nothing matches)."""
-        if not host:
+        if not host or not self.jar:
             return ""
         pairs = sorted(
             f"{name}={morsel.value}"

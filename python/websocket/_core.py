@@ -96,6 +96,8 @@ def _normalize_close_reason(reason: Union[str, bytes, None]) -> bytes:
 
 
 _MODE_MESSAGES, _MODE_FRAGMENTS, _MODE_RAW = 0, 1, 2
+# The payload of close() with its defaults.
+_NORMAL_CLOSE = struct.pack("!H", STATUS_NORMAL)
 
 
 class _SocketView:
@@ -250,6 +252,11 @@ class WebSocket:
         # most connections never take them (the engine orders frames itself), and two locks
         # are a tenth of an idle connection's memory.
         self._multithread = enable_multithread
+        # The class's flags (set by __init_subclass__) copied onto the instance: the hot
+        # paths read them per call, and CPython 3.11 reads an instance's own value faster
+        # than a class attribute through the instance.
+        self._native_recv = self._native_recv
+        self._native_send = self._native_send
 
     def _make_lock(self, name: str) -> Any:
         lock = threading.Lock() if self._multithread else NoLock()
@@ -467,14 +474,14 @@ class WebSocket:
             return self._open_python(url, user_socket, dict(options, compression=offer), protocol)
         # A given socket is used as is: no proxy, no TLS (as the reference).
         proxy = None if user_socket is not None else resolve_proxy(hostname, is_secure, options, timeout)
-        native_opts: Dict[str, Any] = dict(request_options(hostname, options, offer), **protocol)
-        native_opts.update(
-            timeout=timeout,
-            sockopt=list(self.sock_opt.sockopt or []),
-            tls=tls_options(sslopt, hostname) if is_secure else None,
-            socket_fd=user_socket.fileno() if user_socket is not None else None,
-            proxy=proxy,
-        )
+        native_opts = request_options(hostname, options, offer)  # a new dict, filled in here
+        native_opts.update(protocol)
+        sockopt = self.sock_opt.sockopt
+        native_opts["timeout"] = timeout
+        native_opts["sockopt"] = list(sockopt) if sockopt else []
+        native_opts["tls"] = tls_options(sslopt, hostname) if is_secure else None
+        native_opts["socket_fd"] = user_socket.fileno() if user_socket is not None else None
+        native_opts["proxy"] = proxy
         conn = _native.Connection.open(hostname, port, resource, is_secure, native_opts)
         if isinstance(conn, tuple):
             return _Redirect(*conn)
@@ -620,8 +627,9 @@ class WebSocket:
             # cost as much as the engine's whole recv), and names are looked up once.
             # One argument in, the payload out (no tuples): the call costs about what
             # building the message's str does.
+            timeout = self.sock_opt.timeout
             try:
-                data = conn.recv_text_or_binary(self.sock_opt.timeout)
+                data = conn.recv_next() if timeout is None else conn.recv_text_or_binary(timeout)
             except WebSocketConnectionClosedException:
                 self.shutdown()
                 raise
@@ -764,7 +772,10 @@ class WebSocket:
                 pass
         if conn is not None and self.connected:
             self.connected = False
-            payload = struct.pack("!H", status) + _normalize_close_reason(reason)
+            if status == STATUS_NORMAL and not reason:
+                payload = _NORMAL_CLOSE
+            else:
+                payload = struct.pack("!H", status) + _normalize_close_reason(reason)
             try:
                 peer = conn.close(payload, timeout)
             except Exception:  # every error is swallowed here, as websocket-client does

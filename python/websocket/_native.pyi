@@ -70,6 +70,8 @@ class Connection:
     def recv_text_or_binary(self, timeout: Optional[float] = None) -> Union[str, bytes, None]:
         """Next message's payload (``str`` for text); None once the peer's close frame is
         here (its payload is ``peer_close``)."""
+    def recv_next(self) -> Union[str, bytes, None]:
+        """``recv_text_or_binary()`` without a timeout, taking no argument."""
     def recv_batch(
         self,
         max: int = 256,

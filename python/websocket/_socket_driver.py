@@ -357,6 +357,9 @@ class SocketConnection:
             return bytes(data).decode("utf-8")
         return data  # type: ignore[no-any-return]
 
+    # Without a timeout (WebSocket.recv() with the default one): the native method's name.
+    recv_next = recv_text_or_binary
+
     def recv_message(self, control: bool = False, timeout: Optional[float] = None) -> Tuple[int, bool, int, bytes]:
         return self._wait(lambda: self._proto.next_message(control), timeout)  # type: ignore[no-any-return]
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 import functools
 import ipaddress
 import os
-from typing import List, Optional, Tuple, Union
+from typing import Any, Callable, Dict, List, Optional, Tuple, Union
 from urllib.parse import unquote, urlsplit
 
 from ._exceptions import WebSocketProxyException
@@ -155,11 +155,46 @@ def _is_no_proxy_host(hostname: str, no_proxy: Optional[List[str]]) -> bool:
     return any(_domain_matches(hostname, entry) for entry in entries)
 
 
+def _environ_lookup() -> "Callable[[str], Optional[str]]":
+    """``os.environ.get`` without its cost for a missing name: ``Mapping.get`` raises and
+    catches a KeyError for each, and every connection asks for two names that are
+    usually unset. CPython's ``os.environ`` keeps the encoded environment in ``_data``;
+    when that is not there, ``os.environ.get`` itself."""
+    env = os.environ
+    data = getattr(env, "_data", None)
+    encodekey = getattr(env, "encodekey", None)
+    decodevalue = getattr(env, "decodevalue", None)
+    if not isinstance(data, dict) or encodekey is None or decodevalue is None:
+        return env.get
+    keys: Dict[str, Any] = {}
+
+    def lookup(name: str) -> Optional[str]:
+        if os.environ is not env:  # replaced wholesale (a test's patch): ask the new one
+            return os.environ.get(name)
+        key = keys.get(name)
+        if key is None:
+            key = keys[name] = encodekey(name)
+        value = data.get(key)
+        return None if value is None else decodevalue(value)
+
+    return lookup
+
+
+_getenv = _environ_lookup()
+
+
 def _env_proxy(is_secure: bool) -> Optional[str]:
-    name = "https_proxy" if is_secure else "http_proxy"
-    value = os.environ.get(name, os.environ.get(name.upper(), ""))
-    value = value.replace(" ", "")
-    return value or None
+    if is_secure:
+        value = _getenv("https_proxy")
+        if value is None:
+            value = _getenv("HTTPS_PROXY")
+    else:
+        value = _getenv("http_proxy")
+        if value is None:
+            value = _getenv("HTTP_PROXY")
+    if not value:
+        return None
+    return value.replace(" ", "") or None
 
 
 def get_proxy_info_ex(

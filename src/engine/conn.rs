@@ -477,6 +477,9 @@ impl Conn {
             self.arm_now(st);
             return;
         }
+        if self.token.lock().is_none() {
+            return; // out of the reactor (closing): waking its thread would be for nothing
+        }
         st.pending_arm = true;
         self.reactor.schedule(Arc::downgrade(self));
     }

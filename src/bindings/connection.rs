@@ -91,6 +91,22 @@ pub struct Connection {
     compression: Option<Params>,
 }
 
+impl Connection {
+    /// The next message's payload (`str` for text), or None once the peer's close frame is
+    /// here: from the queue without detaching when one waits, else waiting up to `timeout`.
+    fn next_payload<'py>(&self, py: Python<'py>, timeout: Option<std::time::Duration>) -> PyResult<Option<Bound<'py, PyAny>>> {
+        let conn = &self.conn;
+        let item = match conn.try_recv_queued(false) {
+            Some(item) => item,
+            None => blocking(py, |check| conn.recv(false, timeout, check))?,
+        };
+        if item.opcode == OP_CLOSE {
+            return Ok(None);
+        }
+        Ok(Some(convert::item_data(py, &item, true)?))
+    }
+}
+
 #[pymethods]
 impl Connection {
     /// Connects and runs the handshake. Returns a Connection, or `(status, location)` for a
@@ -192,31 +208,14 @@ impl Connection {
     /// queued 100-byte message the call costs about what building its `str` does.
     #[pyo3(signature = (timeout=None))]
     fn recv_text_or_binary<'py>(&self, py: Python<'py>, timeout: Option<f64>) -> PyResult<Option<Bound<'py, PyAny>>> {
-        let timeout = secs(timeout)?;
-        let conn = &self.conn;
-        let item = match conn.try_recv_queued(false) {
-            Some(item) => item,
-            None => blocking(py, |check| conn.recv(false, timeout, check))?,
-        };
-        if item.opcode == OP_CLOSE {
-            return Ok(None);
-        }
-        Ok(Some(convert::item_data(py, &item, true)?))
+        self.next_payload(py, secs(timeout)?)
     }
 
     /// `recv_text_or_binary()` without a timeout, as a method without arguments: no
     /// argument tuple to build and parse per message (`WebSocket.recv()` with the default
     /// timeout, None).
     fn recv_next<'py>(&self, py: Python<'py>) -> PyResult<Option<Bound<'py, PyAny>>> {
-        let conn = &self.conn;
-        let item = match conn.try_recv_queued(false) {
-            Some(item) => item,
-            None => blocking(py, |check| conn.recv(false, None, check))?,
-        };
-        if item.opcode == OP_CLOSE {
-            return Ok(None);
-        }
-        Ok(Some(convert::item_data(py, &item, true)?))
+        self.next_payload(py, None)
     }
 
     /// Up to `max` items `(opcode, fin, data)` at once, waiting for at least one: whole

@@ -139,16 +139,10 @@ pub fn opt_key<'py, T: FromPyObjectOwned<'py>>(d: &Bound<'py, PyDict>, key: &Bou
     }
 }
 
-/// The value of `key`, None when missing or None.
+/// The value of `key`, None when missing or None (a key named at run time; `opt_k!` for
+/// a literal one).
 pub fn opt<'py, T: FromPyObjectOwned<'py>>(d: &Bound<'py, PyDict>, key: &str) -> PyResult<Option<T>> {
-    match d.get_item(key)? {
-        None => Ok(None),
-        Some(v) if v.is_none() => Ok(None),
-        Some(v) => v.extract::<T>().map(Some).map_err(|e| {
-            let err: PyErr = e.into();
-            PyTypeError::new_err(format!("option {key}: {err}"))
-        }),
-    }
+    opt_key(d, &PyString::new(d.py(), key), key)
 }
 
 /// The dict under `key` (`name` in errors), None when missing or None.

@@ -535,7 +535,10 @@ class WebSocket:
         if self._native_send and self.get_mask_key is None:
             if isinstance(payload, str) and opcode != ABNF.OPCODE_TEXT:
                 payload = payload.encode("latin-1")
-            return int(self._require_conn().send(payload, opcode, True, 0, None, self.sock_opt.timeout))
+            conn = self._conn  # _require_conn(), written out: one Python frame less per send
+            if conn is None:
+                raise WebSocketConnectionClosedException("socket is already closed.")
+            return conn.send(payload, opcode, True, 0, None, self.sock_opt.timeout)  # type: ignore[no-any-return]
         return self.send_frame(ABNF.create_frame(payload, opcode))
 
     def send_text(self, text_data: str) -> int:

@@ -80,9 +80,7 @@ class handshake_response:
         self.status = status
         self.headers = headers
         self.subprotocol = subprotocol
-        set_cookie = headers.get("set-cookie")
-        if set_cookie:
-            CookieJar.add(set_cookie)
+        CookieJar.add(headers.get("set-cookie"))
 
 
 def _normalize_headers(
@@ -112,36 +110,15 @@ def compression_offer(value: Any) -> Optional[Dict[str, Any]]:
     raise TypeError(f"compression must be a bool or a dict, not {type(value).__name__}")
 
 
-# The connect options that shape the request (request_options reads no other).
-_REQUEST_KEYS = frozenset(
-    ("header", "cookie", "origin", "suppress_origin", "host", "suppress_host", "subprotocols", "connection")
-)
-
-
 def request_options(hostname: str, options: Dict[str, Any], compression: Any = None) -> Dict[str, Any]:
     """The request keys of the core's handshake from ``connect`` options (header list or
     dict, cookie merged after the cookie jar's, origin, host, subprotocols, connection),
     and the permessage-deflate offer."""
-    if (not options or _REQUEST_KEYS.isdisjoint(options)) and not CookieJar.jar:
-        # No request option and no stored cookie (most connections): the plain request.
-        return {
-            "header": [],
-            "key": None,
-            "key_in_headers": False,
-            "version": None,
-            "version_in_headers": False,
-            "cookie": None,
-            "origin": None,
-            "suppress_origin": False,
-            "host": None,
-            "suppress_host": False,
-            "subprotocols": None,
-            "connection": None,
-            "compression": compression,
-        }
     headers, key, version = _normalize_headers(options.get("header"))
     server_cookie = CookieJar.get(hostname)
-    cookie = "; ".join(c for c in (server_cookie, options.get("cookie")) if c)
+    user_cookie = options.get("cookie")
+    # (Joined only when there is a cookie: most connections have none.)
+    cookie = "; ".join(c for c in (server_cookie, user_cookie) if c) if server_cookie or user_cookie else None
     subprotocols = options.get("subprotocols")
     return {
         "header": headers,
@@ -178,9 +155,8 @@ def _lower_name(name: str) -> str:
 def response_headers(pairs: List[Tuple[str, str]]) -> Dict[str, str]:
     """Lowercased names; duplicates overwrite, except set-cookie joined with '; '."""
     headers: Dict[str, str] = {}
-    lower = _LOWER_NAMES.get
     for name, value in pairs:
-        k = lower(name) or _lower_name(name)
+        k = _lower_name(name)
         if k == "set-cookie" and k in headers:
             headers[k] = headers[k] + "; " + value
         else:

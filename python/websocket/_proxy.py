@@ -14,7 +14,7 @@ from __future__ import annotations
 from typing import Any, Dict, Optional
 
 from ._exceptions import WebSocketProxyException
-from ._url import _env_proxy, get_proxy_info_ex
+from ._url import get_proxy_info_ex
 
 __all__ = ["PROXY_TYPES", "resolve_proxy"]
 
@@ -51,8 +51,6 @@ def resolve_proxy(
     without port or an unknown ``proxy_type``.
     """
     explicit = options.get("http_proxy_host")
-    if not explicit and _env_proxy(is_secure) is None:
-        return None  # no proxy anywhere (most connections)
     proxy_type = _proxy_type(options.get("proxy_type")) if explicit else "http"
     port_opt = options.get("http_proxy_port") or 0
     host, port, auth, kind = get_proxy_info_ex(

@@ -56,22 +56,41 @@ const PROXY_KEYS: &[&str] = &["type", "host", "port", "auth", "timeout"];
 const OFFER_KEYS: [&str; 4] =
     ["client_max_window_bits", "server_max_window_bits", "client_no_context_takeover", "server_no_context_takeover"];
 
-/// The names of `known` as a Python frozenset, made once per call site's `cell`: a key is
-/// then checked by one set lookup on the str the caller already hashed, where comparing it
-/// as Rust text costs a UTF-8 copy per key (the abi3 API has no borrowed view of a str).
-fn known_set<'py>(py: Python<'py>, cell: &'static PyOnceLock<Py<PyFrozenSet>>, known: &[&[&str]]) -> PyResult<Bound<'py, PyFrozenSet>> {
-    // Interned, as the names in the Python layer's dict literals are: a look-up then
-    // compares pointers.
-    let set = cell.get_or_try_init(py, || {
-        PyFrozenSet::new(py, known.iter().flat_map(|l| l.iter()).map(|n| PyString::intern(py, n))).map(Bound::unbind)
-    })?;
-    Ok(set.bind(py).clone())
+/// The option names a dict's consumer reads (several lists, one set), with the same
+/// names as a Python frozenset of interned strs, made on first use: a key is then checked
+/// by one set look-up on the str the caller already hashed (a pointer comparison, the names
+/// of the Python layer's dict literals being interned too), where comparing it as Rust text
+/// costs a UTF-8 copy per key (the abi3 API has no borrowed view of a str).
+pub struct KeySet {
+    lists: &'static [&'static [&'static str]],
+    set: PyOnceLock<Py<PyFrozenSet>>,
 }
 
-/// Fails on a key outside `known` (each list is a set the dict's consumer reads); `cell`
-/// keeps the call site's set of names.
-pub fn check_keys(d: &Bound<'_, PyDict>, what: &str, cell: &'static PyOnceLock<Py<PyFrozenSet>>, known: &[&[&str]]) -> PyResult<()> {
-    let set = known_set(d.py(), cell, known)?;
+impl KeySet {
+    const fn new(lists: &'static [&'static [&'static str]]) -> KeySet {
+        KeySet { lists, set: PyOnceLock::new() }
+    }
+
+    fn names(&self) -> impl Iterator<Item = &'static str> {
+        self.lists.iter().flat_map(|l| l.iter().copied())
+    }
+
+    fn set<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyFrozenSet>> {
+        let set = self.set.get_or_try_init(py, || PyFrozenSet::new(py, self.names().map(|n| PyString::intern(py, n))).map(Bound::unbind))?;
+        Ok(set.bind(py).clone())
+    }
+}
+
+static CONNECT_SET: KeySet = KeySet::new(&[REQUEST_KEYS, PROTOCOL_KEYS, CONNECT_KEYS]);
+static REQUEST_SET: KeySet = KeySet::new(&[REQUEST_KEYS]);
+static PROTOCOL_SET: KeySet = KeySet::new(&[PROTOCOL_KEYS]);
+static OFFER_SET: KeySet = KeySet::new(&[&OFFER_KEYS]);
+static TLS_SET: KeySet = KeySet::new(&[TLS_KEYS]);
+static PROXY_SET: KeySet = KeySet::new(&[PROXY_KEYS]);
+
+/// Fails on a key outside `known`, naming it.
+pub fn check_keys(d: &Bound<'_, PyDict>, what: &str, known: &KeySet) -> PyResult<()> {
+    let set = known.set(d.py())?;
     let mut all_known = true;
     for k in d.keys() {
         if !k.is_instance_of::<PyString>() || !set.contains(&k)? {
@@ -84,7 +103,7 @@ pub fn check_keys(d: &Bound<'_, PyDict>, what: &str, cell: &'static PyOnceLock<P
     }
     for k in d.keys() {
         let name: String = k.extract().map_err(|_| PyTypeError::new_err(format!("{what}: option names must be str")))?;
-        if !known.iter().any(|set| set.contains(&name.as_str())) {
+        if !known.names().any(|n| n == name) {
             return Err(PyTypeError::new_err(format!("{what}: unknown option {name:?}")));
         }
     }
@@ -92,18 +111,15 @@ pub fn check_keys(d: &Bound<'_, PyDict>, what: &str, cell: &'static PyOnceLock<P
 }
 
 pub fn check_connect_keys(d: &Bound<'_, PyDict>) -> PyResult<()> {
-    static SET: PyOnceLock<Py<PyFrozenSet>> = PyOnceLock::new();
-    check_keys(d, "Connection.open", &SET, &[REQUEST_KEYS, PROTOCOL_KEYS, CONNECT_KEYS])
+    check_keys(d, "Connection.open", &CONNECT_SET)
 }
 
 pub fn check_request_keys(d: &Bound<'_, PyDict>) -> PyResult<()> {
-    static SET: PyOnceLock<Py<PyFrozenSet>> = PyOnceLock::new();
-    check_keys(d, "build_request", &SET, &[REQUEST_KEYS])
+    check_keys(d, "build_request", &REQUEST_SET)
 }
 
 pub fn check_protocol_keys(d: &Bound<'_, PyDict>) -> PyResult<()> {
-    static SET: PyOnceLock<Py<PyFrozenSet>> = PyOnceLock::new();
-    check_keys(d, "Protocol", &SET, &[PROTOCOL_KEYS])
+    check_keys(d, "Protocol", &PROTOCOL_SET)
 }
 
 /// Seconds as a Duration; None waits forever.
@@ -218,8 +234,7 @@ pub fn params_dict<'py>(py: Python<'py>, p: &Params) -> PyResult<Bound<'py, PyDi
 
 /// `params_dict`'s inverse (a driver hands back what the handshake agreed).
 pub fn params_from(d: &Bound<'_, PyDict>) -> PyResult<Params> {
-    static SET: PyOnceLock<Py<PyFrozenSet>> = PyOnceLock::new();
-    check_keys(d, "compression parameters", &SET, &[&OFFER_KEYS])?;
+    check_keys(d, "compression parameters", &OFFER_SET)?;
     let bits = |key: &str, default: u8| -> PyResult<u8> {
         let b = opt::<u8>(d, key)?.unwrap_or(default);
         if (8..=15).contains(&b) {
@@ -258,8 +273,7 @@ pub fn codec_config(o: &Bound<'_, PyDict>, deflate: Option<Params>) -> PyResult<
 
 pub fn tls_options(o: &Bound<'_, PyDict>) -> PyResult<Option<TlsOptions>> {
     let Some(d) = sub_dict(o, pyo3::intern!(o.py(), "tls"), "tls")? else { return Ok(None) };
-    static SET: PyOnceLock<Py<PyFrozenSet>> = PyOnceLock::new();
-    check_keys(&d, "tls", &SET, &[TLS_KEYS])?;
+    check_keys(&d, "tls", &TLS_SET)?;
     let mut t = TlsOptions::default();
     if let Some(r) = opt_k!(&d, "cert_reqs", i32)? {
         t.cert_reqs = if r == 0 { CertReqs::None } else { CertReqs::Required };
@@ -289,8 +303,7 @@ pub fn proxy_kind(name: &str) -> PyResult<ProxyKind> {
 /// "timeout": seconds | None}`, as `_proxy` resolves it.
 pub fn proxy_spec(o: &Bound<'_, PyDict>) -> PyResult<Option<ProxySpec>> {
     let Some(d) = sub_dict(o, pyo3::intern!(o.py(), "proxy"), "proxy")? else { return Ok(None) };
-    static SET: PyOnceLock<Py<PyFrozenSet>> = PyOnceLock::new();
-    check_keys(&d, "proxy", &SET, &[PROXY_KEYS])?;
+    check_keys(&d, "proxy", &PROXY_SET)?;
     let name: String = opt_k!(&d, "type")?.unwrap_or_else(|| "http".to_string());
     let host: String = opt_k!(&d, "host")?.ok_or_else(|| PyValueError::new_err("proxy host missing"))?;
     let port: u16 = opt_k!(&d, "port")?.ok_or_else(|| PyValueError::new_err("proxy port missing"))?;

@@ -81,20 +81,26 @@ pub fn send(s: &Socket, buf: &[u8], wait: Wait) -> io::Result<usize> {
     }
 }
 
-/// poll(2) on one socket; true when any of `events` (or an error or hang-up) is reported,
-/// false on timeout or EINTR.
-fn poll(fd: RawFd, events: libc::c_short, timeout: Duration) -> io::Result<bool> {
+/// poll(2) on one socket: the events reported (`events`, or an error or hang-up), 0 on
+/// timeout or EINTR.
+fn poll_events(fd: RawFd, events: libc::c_short, timeout: Duration) -> io::Result<libc::c_short> {
     let mut p = libc::pollfd { fd, events, revents: 0 };
     let ms = timeout.as_millis().min(i32::MAX as u128) as libc::c_int;
     let r = unsafe { libc::poll(&mut p, 1, ms) };
     if r < 0 {
         let e = io::Error::last_os_error();
         if e.kind() == io::ErrorKind::Interrupted {
-            return Ok(false);
+            return Ok(0);
         }
         return Err(e);
     }
-    Ok(r > 0 && p.revents != 0)
+    Ok(if r > 0 { p.revents } else { 0 })
+}
+
+/// poll(2) on one socket; true when any of `events` (or an error or hang-up) is reported,
+/// false on timeout or EINTR.
+fn poll(fd: RawFd, events: libc::c_short, timeout: Duration) -> io::Result<bool> {
+    Ok(poll_events(fd, events, timeout)? != 0)
 }
 
 /// Readiness of a raw handle, for tests: readable, or writable when `write` is set.
@@ -138,17 +144,11 @@ pub fn stream_socket(domain: Domain, nonblocking: bool) -> io::Result<Socket> {
 /// then its outcome. Linux reports a failed connect with POLLERR/POLLHUP beside POLLOUT, so
 /// a bare POLLOUT is a success without asking for SO_ERROR; elsewhere SO_ERROR is asked.
 pub fn wait_connected(s: &Socket, timeout: Duration) -> io::Result<Option<io::Result<()>>> {
-    let mut p = libc::pollfd { fd: s.as_raw_fd(), events: libc::POLLOUT, revents: 0 };
-    let ms = timeout.as_millis().min(i32::MAX as u128) as libc::c_int;
-    let r = unsafe { libc::poll(&mut p, 1, ms) };
-    if r < 0 {
-        let e = io::Error::last_os_error();
-        return if e.kind() == io::ErrorKind::Interrupted { Ok(None) } else { Err(e) };
-    }
-    if r == 0 || p.revents == 0 {
+    let revents = poll_events(s.as_raw_fd(), libc::POLLOUT, timeout)?;
+    if revents == 0 {
         return Ok(None);
     }
-    if cfg!(any(target_os = "linux", target_os = "android")) && p.revents == libc::POLLOUT {
+    if cfg!(any(target_os = "linux", target_os = "android")) && revents == libc::POLLOUT {
         return Ok(Some(Ok(())));
     }
     Ok(Some(match s.take_error()? {

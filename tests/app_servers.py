@@ -20,6 +20,7 @@ import subprocess
 import sys
 import threading
 import time
+from typing import Optional
 
 from servers import (
     OP_BINARY,
@@ -62,6 +63,21 @@ def no_pong_script(conn: ScriptedConn):
     return pings
 
 
+def _pong_latency(conn: ScriptedConn, payload: bytes) -> Optional[float]:
+    """Sends a ping and waits (up to 10 s) for its pong: the seconds it took, or None."""
+    t0 = time.monotonic()
+    conn.send_frame(OP_PING, payload)
+    deadline = t0 + 10
+    while time.monotonic() < deadline:
+        try:
+            f = conn.recv_frame(max(0.01, deadline - time.monotonic()))
+        except (PeerGone, TimeoutError):
+            return None
+        if f.opcode == OP_PONG and f.payload == payload:
+            return time.monotonic() - t0
+    return None
+
+
 def ping_while_busy_script(conn: ScriptedConn, delay: float = 0.3):
     """Accept, send the text "sleep" (the client's on_message then sleeps), wait ``delay``,
     send a ping and measure how long its pong takes. Then echo until close.
@@ -69,18 +85,20 @@ def ping_while_busy_script(conn: ScriptedConn, delay: float = 0.3):
     conn.accept()
     conn.send_frame(OP_TEXT, "sleep")
     time.sleep(delay)
-    t0 = time.monotonic()
-    conn.send_frame(OP_PING, b"are-you-there")
-    latency = None
-    deadline = t0 + 10
-    while time.monotonic() < deadline:
-        try:
-            f = conn.recv_frame(max(0.01, deadline - time.monotonic()))
-        except (PeerGone, TimeoutError):
-            break
-        if f.opcode == OP_PONG and f.payload == b"are-you-there":
-            latency = time.monotonic() - t0
-            break
+    latency = _pong_latency(conn, b"are-you-there")
+    conn.send_frame(OP_TEXT, "done")
+    from servers import echo_loop
+
+    echo_loop(conn)
+    return {"latency": latency}
+
+
+def ping_at_open_script(conn: ScriptedConn):
+    """Accept, ping at once (before the client could have called recv) and measure how long
+    its pong takes; then send "done" and echo until close. Returns ``{"latency": seconds or
+    None}``."""
+    conn.accept()
+    latency = _pong_latency(conn, b"just-opened")
     conn.send_frame(OP_TEXT, "done")
     from servers import echo_loop
 

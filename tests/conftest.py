@@ -16,9 +16,11 @@ Needs: pytest, pytest-timeout, websockets>=15, trustme.
 """
 
 import os
+import signal
 import ssl
 import subprocess
 import sys
+import time
 
 import pytest
 
@@ -89,6 +91,38 @@ def _clean_env(monkeypatch):
         monkeypatch.delenv(k, raising=False)
     yield
     websocket.setdefaulttimeout(None)
+
+
+@pytest.fixture
+def sigint_child(child_env):
+    """``run(code, *args, ready=line)``: starts ``python -c code *args``, waits for its first
+    output line ``ready``, lets it block 0.5 s more (it must still run), sends it SIGINT and
+    waits for it to end; returns ``(returncode, stdout, stderr, seconds from the signal to
+    the end)``."""
+
+    def run(code, *args, ready):
+        p = subprocess.Popen(
+            [sys.executable, "-c", code, *args],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=child_env,
+        )
+        try:
+            assert p.stdout.readline().strip() == ready
+            time.sleep(0.5)  # well inside the blocking call
+            assert p.poll() is None
+            t0 = time.monotonic()
+            p.send_signal(signal.SIGINT)
+            out, err = p.communicate(timeout=10)
+            elapsed = time.monotonic() - t0
+        finally:
+            if p.poll() is None:
+                p.kill()
+                p.communicate()
+        return p.returncode, out, err, elapsed
+
+    return run
 
 
 @pytest.fixture(scope="session")

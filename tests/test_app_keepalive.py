@@ -7,7 +7,7 @@ import pytest
 
 import websocket
 from websocket import WebSocketApp
-from app_servers import AppThread, Recorder, no_pong_script, ping_while_busy_script
+from app_servers import AppThread, Recorder, no_pong_script, ping_at_open_script, ping_while_busy_script
 from servers import OP_PING, echo_script
 
 STRICT = hasattr(websocket, "_native")
@@ -128,6 +128,22 @@ def test_server_ping_answered_while_callback_sleeps(scripted):
     assert rec.named("on_ping") == [(b"are-you-there",)]
     assert [e[0] for e in rec.events] == ["msg", "on_ping", "msg"]
     assert set(rec.threads) == {"app-runner"}
+
+
+@ours_only
+@pytest.mark.drivers("native")  # the Python driver answers pings when it reads, as the reference
+def test_ping_right_after_the_handshake_answered_before_the_first_recv(scripted):
+    """A connection is watched from its opening: a ping the server sends with its 101 is
+    answered while the caller has not called recv() yet (it is busy elsewhere for 1 s)."""
+    srv = scripted(ping_at_open_script)
+    ws = websocket.create_connection(srv.url + "/")
+    try:
+        time.sleep(1.0)
+        assert ws.recv() == "done"
+    finally:
+        ws.close()
+    latency = srv.result(0)["latency"]
+    assert latency is not None and latency < 0.5, latency
 
 
 def test_server_ping_is_answered(scripted):

@@ -5,9 +5,7 @@ Ctrl-C during a blocking recv (REFERENCE.md 1.7 locks, 4 #431/#1045, #964)."""
 import hashlib
 import json
 import os
-import signal
 import socket
-import subprocess
 import sys
 import textwrap
 import threading
@@ -216,28 +214,10 @@ CHILD = textwrap.dedent(
 
 @pytest.mark.skipif(sys.platform == "win32", reason="POSIX signals")
 @pytest.mark.parametrize("timeout", ["none", "30"])
-def test_ctrl_c_interrupts_blocking_recv(echo_url, child_env, timeout):
-    p = subprocess.Popen(
-        [sys.executable, "-c", CHILD, echo_url, timeout],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        env=child_env,
-    )
-    try:
-        assert p.stdout.readline().strip() == "ready"
-        time.sleep(0.5)  # well inside recv()
-        assert p.poll() is None
-        t0 = time.monotonic()
-        p.send_signal(signal.SIGINT)
-        out, err = p.communicate(timeout=10)
-        elapsed = time.monotonic() - t0
-    finally:
-        if p.poll() is None:
-            p.kill()
-            p.communicate()
+def test_ctrl_c_interrupts_blocking_recv(echo_url, sigint_child, timeout):
+    returncode, out, err, elapsed = sigint_child(CHILD, echo_url, timeout, ready="ready")
     lines = out.split()
-    assert p.returncode == 0, (out, err)
+    assert returncode == 0, (out, err)
     assert "KeyboardInterrupt" in lines, (out, err)
     assert "closed" in lines
     interrupted_after = float(lines[lines.index("KeyboardInterrupt") + 1])

@@ -10,6 +10,8 @@ from __future__ import annotations
 import os
 import socket
 import struct
+import sys
+import textwrap
 import threading
 import time
 
@@ -58,30 +60,78 @@ def close_code(srv: hs.HostileServer, timeout: float = 3.0):
 # ---- the opening handshake -------------------------------------------------------------------
 
 
-def test_connect_timeout_when_the_syn_is_never_answered():
-    """A listener whose accept queue is full drops SYNs: connect() itself must time out."""
+@pytest.fixture
+def unanswered_port():
+    """A port whose listener drops SYNs (its accept queue is full): a connect to it stays
+    under way until the client gives up."""
     lsock = socket.socket()
     lsock.bind(("127.0.0.1", 0))
     lsock.listen(0)
-    port = lsock.getsockname()[1]
     fillers = []
     try:
         for _ in range(8):  # fill the accept queue (never accepted)
             s = socket.socket()
             s.setblocking(False)
-            s.connect_ex(("127.0.0.1", port))
+            s.connect_ex(lsock.getsockname())
             fillers.append(s)
         time.sleep(0.1)
-        # As websocket-client: the socket's own TimeoutError (not WebSocketTimeoutException,
-        # which is for the handshake and later reads and writes), on both drivers.
-        with Timer() as t, pytest.raises(TimeoutError) as ei:
-            websocket.create_connection(f"ws://127.0.0.1:{port}/", timeout=0.5)
-        assert not isinstance(ei.value, WebSocketTimeoutException)
-        assert 0.4 <= t.elapsed < 2.5
+        yield lsock.getsockname()[1]
     finally:
         for s in fillers:
             s.close()
         lsock.close()
+
+
+def test_connect_timeout_when_the_syn_is_never_answered(unanswered_port):
+    """A listener whose accept queue is full drops SYNs: connect() itself must time out."""
+    # As websocket-client: the socket's own TimeoutError (not WebSocketTimeoutException,
+    # which is for the handshake and later reads and writes), on both drivers.
+    with Timer() as t, pytest.raises(TimeoutError) as ei:
+        websocket.create_connection(f"ws://127.0.0.1:{unanswered_port}/", timeout=0.5)
+    assert not isinstance(ei.value, WebSocketTimeoutException)
+    assert 0.4 <= t.elapsed < 2.5
+
+
+def test_connect_timeout_shorter_than_one_wait_slice(unanswered_port):
+    """A deadline nearer than the engine's 50 ms wait slice (the native engine then connects
+    without blocking, not in its usual blocking mode) is kept to, not rounded up to a slice."""
+    with Timer() as t, pytest.raises(TimeoutError):
+        websocket.create_connection(f"ws://127.0.0.1:{unanswered_port}/", timeout=0.02)
+    assert t.elapsed < 0.5
+
+
+CONNECT_CHILD = textwrap.dedent(
+    """
+    import signal, sys, time, websocket
+    # a shell's "&" makes children ignore SIGINT; install Python's usual handler explicitly
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    if sys.argv[2] != "reference":
+        websocket.setdefaultdriver(sys.argv[2])
+    print("connecting", flush=True)
+    t0 = time.monotonic()
+    try:
+        websocket.create_connection("ws://127.0.0.1:%s/" % sys.argv[1])
+        print("connected", flush=True)
+    except KeyboardInterrupt:
+        print("KeyboardInterrupt %.3f" % (time.monotonic() - t0), flush=True)
+        sys.exit(0)
+    except BaseException as e:
+        print("other " + type(e).__name__, flush=True)
+    sys.exit(3)
+    """
+)
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="POSIX signals")
+def test_ctrl_c_interrupts_a_connect_that_is_never_answered(unanswered_port, sigint_child, ws_driver):
+    """No timeout and a SYN nobody answers: the connect waits (for minutes, the kernel's
+    retries), and Ctrl-C ends it at once with KeyboardInterrupt."""
+    returncode, out, err, elapsed = sigint_child(
+        CONNECT_CHILD, str(unanswered_port), ws_driver or "reference", ready="connecting"
+    )
+    assert returncode == 0, (out, err)
+    assert out.split()[0] == "KeyboardInterrupt", (out, err)
+    assert elapsed < 2.0
 
 
 def test_handshake_never_answered(hostile):

@@ -370,8 +370,9 @@ impl Conn {
                 st.reading = true;
                 let (progress, replies, _) = self.read_step(&mut st, short.is_some());
                 st.reading = false;
-                if !replies.is_empty() {
-                    MutexGuard::unlocked(&mut st, || self.send_replies(replies));
+                // Queued before another reader can take what came with them (see on_event).
+                if !replies.is_empty() && self.queue_replies(replies) {
+                    MutexGuard::unlocked(&mut st, || self.flush_outbox());
                 }
                 if progress {
                     overdue = deadline.expired();
@@ -553,12 +554,17 @@ impl Conn {
             }
             return;
         }
-        let mut all_replies = Vec::new();
+        let mut queued = false;
         let mut budget = REACTOR_BUDGET;
         st.reading = true;
         loop {
             let (progress, replies, n) = self.read_step(&mut st, true);
-            all_replies.extend(replies);
+            // Queued before the read lock is let go (the next read_step does, around its
+            // socket call): a reader that takes the items read with them then cannot send
+            // a frame that overtakes them.
+            if !replies.is_empty() && self.queue_replies(replies) {
+                queued = true;
+            }
             if !progress || st.stopped() {
                 break;
             }
@@ -577,8 +583,8 @@ impl Conn {
             self.arm_now(&mut st);
         }
         drop(st);
-        if !all_replies.is_empty() {
-            self.send_replies(all_replies);
+        if queued {
+            self.flush_outbox();
         }
     }
 
@@ -653,6 +659,7 @@ impl Conn {
         if !w.raw.at_boundary() {
             return Err(Error::Value("a frame written through ws.sock.send() is incomplete: send the rest of it first".into()));
         }
+        self.outbox_to_pending(w);
         w.scratch.clear();
         let len = w.sender.encode(fin, rsv, opcode, payload, mask, &mut w.scratch);
         if trace::enabled() {
@@ -716,6 +723,7 @@ impl Conn {
     /// two frames.
     pub fn send_raw(&self, data: &[u8], timeout: Option<Duration>, interrupt: Interrupt<'_>) -> Result<(), Error> {
         let mut w = self.write.lock();
+        self.outbox_to_pending(&mut w);
         w.raw.feed(data);
         let res = self.write_locked(&mut w, Some(data), timeout, interrupt);
         drop(w);
@@ -766,6 +774,7 @@ impl Conn {
             trace::frame("Sent", frame, true, opcode, payload);
         }
         let mut w = self.write.lock();
+        self.outbox_to_pending(&mut w);
         let res = self.write_locked(&mut w, Some(frame), timeout, interrupt);
         drop(w);
         if self.outbox_flag.load(Ordering::SeqCst) {
@@ -787,6 +796,15 @@ impl Conn {
     /// Control replies from the read path: written at once when the write side is free,
     /// otherwise left in the outbox for the current writer, never blocking the caller.
     fn send_replies(&self, replies: Vec<Reply>) {
+        if self.queue_replies(replies) {
+            self.flush_outbox();
+        }
+    }
+
+    /// Encodes control replies into the outbox (false when there is nothing to send). A
+    /// frame of ours written from then on goes after them (`outbox_to_pending`): the read
+    /// path queues them before it hands over the items that came with them.
+    fn queue_replies(&self, replies: Vec<Reply>) -> bool {
         let mut bytes = Vec::new();
         // Bytes already waiting to go out (what a blocked writer holds is not seen, but
         // then the outbox itself grows and is counted).
@@ -805,11 +823,28 @@ impl Conn {
             }
         }
         if bytes.is_empty() {
-            return;
+            return false;
         }
         self.outbox.lock().extend_from_slice(&bytes);
         self.outbox_flag.store(true, Ordering::SeqCst);
-        self.flush_outbox();
+        true
+    }
+
+    /// Under the write lock, before a frame of ours: control replies that could not go out
+    /// when they were made (the write side was busy a moment) go first, so that a frame
+    /// sent after the read that called for them never overtakes them (a pong after the
+    /// message it came with, as the peer expects).
+    fn outbox_to_pending(&self, w: &mut WriteSide) {
+        if !self.outbox_flag.load(Ordering::SeqCst) || !w.raw.at_boundary() {
+            return;
+        }
+        self.outbox_flag.store(false, Ordering::SeqCst);
+        let out = std::mem::take(&mut *self.outbox.lock());
+        if !out.is_empty() {
+            if let Ok(wire) = self.stream.seal(&out) {
+                w.pending.extend_from_slice(&wire);
+            }
+        }
     }
 
     /// Moves the outbox to the socket if the write side is free (non-blocking).

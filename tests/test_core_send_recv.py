@@ -2,6 +2,7 @@
 frames, fragmentation, iteration (REFERENCE.md 1.7, 5.1, 5.2)."""
 
 import json
+import time
 
 import pytest
 
@@ -367,6 +368,42 @@ def test_ping_between_fragments(scripted):
         ws.close()
 
 
+def test_pongs_go_out_before_frames_sent_after_their_message(scripted):
+    """Round after round, the server sends a ping and a message in one write; the client
+    sends an acknowledgement as soon as it has the message. The ping's pong must reach the
+    server first: the native engine reads in the background or in the caller, and its
+    replies are queued before the message is handed over, so a frame the application
+    writes next cannot overtake them (it once could: test_ping_between_fragments failed in
+    CI with the pong after the next frame). Half the rounds leave the client busy while the
+    next round arrives (the background reader's path), half find it waiting in recv()."""
+    rounds = 200
+
+    def script(conn):
+        conn.accept()
+        got = []
+        for i in range(rounds):
+            conn.send_raw(make_frame(OP_PING, f"p{i}") + make_frame(OP_TEXT, f"m{i}"))
+            for f in conn.frames_within(10):
+                got.append((f.opcode, f.payload))
+                if f.payload == f"ack{i}".encode():
+                    break
+        return got
+
+    srv = scripted(script)
+    ws = websocket.create_connection(srv.url)
+    try:
+        for i in range(rounds):
+            assert ws.recv() == f"m{i}"
+            ws.send(f"ack{i}")
+            if i % 2:
+                time.sleep(0.0005)
+        got = srv.result(0, timeout=30)
+    finally:
+        ws.close()
+    for i in range(rounds):
+        assert got.index((OP_PONG, f"p{i}".encode())) < got.index((OP_TEXT, f"ack{i}".encode())), i
+
+
 def test_fire_cont_frame(scripted):
     raw = (
         make_frame(OP_TEXT, "ab", fin=False),
@@ -495,5 +532,42 @@ def test_pipelined_sends(echo_server):
         for i in range(200):
             expected += [["str", i], ["bytes", i]]
         assert sizes == expected
+    finally:
+        ws.close()
+
+
+@pytest.mark.drivers("python")
+def test_python_driver_moves_bytes_through_the_module_send_and_recv(echo_url, monkeypatch):
+    """websocket-client does its I/O through ``websocket._core``'s ``send`` and ``recv``,
+    which its users' tests patch: the Python-socket driver calls whatever they are at each
+    write and read (and the socket directly while they are websocket._socket's own)."""
+    import websocket._core as core
+
+    calls = {"send": 0, "recv": 0}
+    real_send, real_recv = core.send, core.recv
+
+    def counting_send(sock, data):
+        calls["send"] += 1
+        return real_send(sock, data)
+
+    def counting_recv(sock, bufsize):
+        calls["recv"] += 1
+        return real_recv(sock, bufsize)
+
+    ws = websocket.create_connection(echo_url)
+    try:
+        ws.send("before")
+        assert ws.recv() == "before"
+        assert calls == {"send": 0, "recv": 0}
+        monkeypatch.setattr(core, "send", counting_send)
+        monkeypatch.setattr(core, "recv", counting_recv)
+        ws.send("patched")
+        assert ws.recv() == "patched"
+        # One frame out; its echo in as header, then payload.
+        assert calls == {"send": 1, "recv": 2}
+        monkeypatch.undo()
+        ws.send("after")
+        assert ws.recv() == "after"
+        assert calls == {"send": 1, "recv": 2}
     finally:
         ws.close()

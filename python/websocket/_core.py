@@ -22,7 +22,6 @@ from urllib.parse import urljoin
 from . import _logging
 from . import _native
 from . import _driver
-from . import _socket
 from . import _socket_driver
 from ._abnf import ABNF, STATUS_NORMAL, continuous_frame, frame_buffer
 from ._dispatcher import DispatcherBase, WrappedDispatcher  # noqa: F401
@@ -63,25 +62,6 @@ def _helpers_replaced() -> bool:
 class _Redirect(NamedTuple):
     status: int
     location: Optional[str]
-
-
-def _send_through_module(sock: Any, data: bytes) -> int:
-    """``send`` as this module names it at call time (websocket-client's tests patch it);
-    while it is websocket._socket's own, the same in one call (the Python driver's hot
-    path, each frame of Python a cost under gevent)."""
-    if send is _socket.send:
-        return _socket_driver.fast_send(sock, data)
-    return send(sock, data)
-
-
-# Any bytes-like object may be given to it (the driver then writes without copying).
-_send_through_module._takes_buffers = True  # type: ignore[attr-defined]
-
-
-def _recv_through_module(sock: Any, bufsize: int) -> bytes:
-    if recv is _socket.recv:
-        return _socket_driver.fast_recv(sock, bufsize)
-    return recv(sock, bufsize)
 
 
 def _normalize_close_reason(reason: Union[str, bytes, None]) -> bytes:
@@ -322,10 +302,12 @@ class WebSocket:
         """How the Python-socket driver moves bytes for this WebSocket: through this
         module's ``send``/``recv`` (or the dispatcher's ``send``), as websocket-client does."""
         dispatcher = self.dispatcher
-        sender = _send_through_module
+        sender = None
         if dispatcher is not None and callable(getattr(dispatcher, "send", None)):
             sender = dispatcher.send
-        return {"send": sender, "recv": _recv_through_module}
+        # This module's namespace: the driver calls the "send" and "recv" it holds at each
+        # write and read (the socket itself while they are websocket._socket's).
+        return {"send": sender, "names": globals()}
 
     def __iter__(self) -> Iterator[Union[str, bytes]]:
         """Allow iteration over websocket, implying sequential `recv` executions."""

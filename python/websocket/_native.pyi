@@ -183,6 +183,12 @@ class Protocol:
     def next_data(
         self, decode: bool = True, control: bool = False
     ) -> Optional[Tuple[int, Union[str, bytes]]]: ...
+    def feed_payload(self, data: bytes) -> Union[str, bytes, None, int, Tuple[bytes]]:
+        """receive_data(data), then next_payload(); replies to write first come back
+        alone as (replies,), then next_payload() gives the rest."""
+    def next_payload(self) -> Union[str, bytes, None, int]:
+        """The next message's payload (str for text), None once the peer's close frame is
+        here, or (an int) how many bytes may be read when more are needed."""
     def next_batch(
         self, max: int = 256, decode: bool = True, fragments: bool = False
     ) -> List[Tuple[int, bool, Union[str, bytes]]]: ...

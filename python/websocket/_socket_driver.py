@@ -16,10 +16,11 @@ reads, as in websocket-client; the native driver answers them at once.
 
 from __future__ import annotations
 
+import importlib
 import socket
 import threading
 import time
-from typing import Any, Callable, Dict, List, Optional, Tuple, Type, Union
+from typing import Any, Callable, Dict, List, Mapping, Optional, Tuple, Type, Union
 
 from . import _native
 from ._exceptions import (
@@ -34,8 +35,6 @@ from ._utils import extract_err_message
 
 __all__ = ["SocketConnection", "adopt"]
 
-_OP_TEXT = 0x1
-_OP_CLOSE = 0x8
 # Largest single read while a large payload comes in.
 _MAX_READ = 256 * 1024
 # How long the close frame that fails a connection may take to go out.
@@ -51,48 +50,57 @@ _SSLError: Tuple[Type[BaseException], ...] = (ssl.SSLError,) if ssl is not None 
 _SSLEOFError: Tuple[Type[BaseException], ...] = (ssl.SSLEOFError,) if ssl is not None else ()
 
 
-def fast_recv(sock: Any, bufsize: int) -> bytes:
-    """``websocket._socket.recv``'s behaviour, in one frame for the usual case (bytes, or
-    a wait that a gevent/eventlet socket makes cooperative): a timeout raises
-    WebSocketTimeoutException, EOF WebSocketConnectionClosedException; EAGAIN and
-    SSLWantReadError on a socket with a timeout take the reference's retry path."""
-    try:
-        data = sock.recv(bufsize)
-    except (socket.timeout, TimeoutError):
+# What a socket's recv / send may raise that websocket._socket's functions handle (see
+# _recv_failed, _send_failed).
+_RECV_FAILURES: Tuple[Type[BaseException], ...] = (socket.timeout, TimeoutError) + _WOULD_BLOCK + _SSLError
+_SEND_FAILURES: Tuple[Type[BaseException], ...] = (socket.timeout, TimeoutError) + _WOULD_BLOCK_WRITE + _SSLError
+
+
+def _recv_failed(sock: Any, bufsize: int, exc: BaseException) -> bytes:
+    """What ``websocket._socket.recv`` makes of ``exc``, raised by ``sock.recv(bufsize)``
+    (the driver calls the socket itself, one Python frame less per read): a timeout raises
+    WebSocketTimeoutException; EAGAIN or SSLWantReadError on a socket with a timeout takes
+    its path (wait until readable, read again); anything else is raised as it is."""
+    if isinstance(exc, (socket.timeout, TimeoutError)):
         raise WebSocketTimeoutException("Connection timed out") from None
-    except _WOULD_BLOCK:
+    if isinstance(exc, _WOULD_BLOCK):
         if sock.gettimeout() == 0:
-            raise
+            raise exc
         return _sock_recv(sock, bufsize)
-    except _SSLError as exc:
-        message = extract_err_message(exc)
-        if message is not None and "timed out" in message:
-            raise WebSocketTimeoutException(message) from None
-        raise
-    if not data:
-        raise WebSocketConnectionClosedException(_LOST)
-    return data  # type: ignore[no-any-return]
+    message = extract_err_message(exc)
+    if message is not None and "timed out" in message:
+        raise WebSocketTimeoutException(message) from None
+    raise exc
 
 
-def fast_send(sock: Any, data: Any) -> int:
-    """``websocket._socket.send``'s behaviour for bytes-like ``data``, in one frame for the
-    usual case; EAGAIN and SSLWantWriteError on a socket with a timeout take the
-    reference's path (wait until writable, try once more)."""
-    try:
-        return sock.send(data)  # type: ignore[no-any-return]
-    except (socket.timeout, TimeoutError) as exc:
+def _send_failed(sock: Any, data: Any, exc: BaseException) -> int:
+    """What ``websocket._socket.send`` makes of ``exc``, raised by ``sock.send(data)``: a
+    timeout raises WebSocketTimeoutException; EAGAIN or SSLWantWriteError on a socket with
+    a timeout takes its path (wait until writable, try once more); SSLEOFError raises
+    WebSocketConnectionClosedException; anything else is raised as it is."""
+    if isinstance(exc, (socket.timeout, TimeoutError)):
         raise WebSocketTimeoutException(extract_err_message(exc)) from None
-    except _WOULD_BLOCK_WRITE:
+    if isinstance(exc, _WOULD_BLOCK_WRITE):
         if sock.gettimeout() == 0:
-            raise
+            raise exc
         return _sock_send(sock, data)
-    except _SSLEOFError:
+    if isinstance(exc, _SSLEOFError):
         raise WebSocketConnectionClosedException("socket is already closed.") from None
-    except _SSLError as exc:
-        message = extract_err_message(exc)
-        if message is not None and "timed out" in message:
-            raise WebSocketTimeoutException(message) from None
-        raise
+    message = extract_err_message(exc)
+    if message is not None and "timed out" in message:
+        raise WebSocketTimeoutException(message) from None
+    raise exc
+
+
+def _new_lock() -> Any:
+    """A ``threading.Lock``; under gevent's patching its ``BoundedSemaphore``, which is what
+    gevent's Lock is, less the Python-level ``acquire`` wrapper that checks arguments we
+    never pass (bench/RESULTS.md: the two locks of a round trip cost 5,400 instructions
+    through it)."""
+    factory = threading.Lock
+    if getattr(factory, "__module__", None) == "gevent.thread":
+        return importlib.import_module("gevent.lock").BoundedSemaphore(1)
+    return factory()
 
 
 def _deadline(timeout: Optional[float]) -> Optional[float]:
@@ -113,8 +121,8 @@ class SocketConnection:
         subprotocol: Optional[str] = None,
         compression: Optional[Dict[str, Any]] = None,
         manage_timeout: bool = True,
-        send: Callable[[Any, bytes], int] = _sock_send,
-        recv: Callable[[Any, int], bytes] = _sock_recv,
+        send: Optional[Callable[[Any, bytes], int]] = None,
+        names: Optional[Mapping[str, Any]] = None,
         lock: Any = None,
         readlock: Any = None,
     ) -> None:
@@ -129,15 +137,17 @@ class SocketConnection:
         # the socket's own one stays, as websocket-client leaves it).
         self._manage_timeout = manage_timeout and hasattr(sock, "settimeout")
         self._timeout_set: Any = object()
-        # How bytes move: websocket._socket's send/recv, or what the WebSocket passes (its
-        # module's names, so that code patching websocket._core.send/recv is honoured, or a
-        # dispatcher's send).
+        # How bytes move: through the socket's own recv and send, with websocket._socket's
+        # handling of what they raise; or through the functions ``names`` (a module's
+        # namespace: websocket._core's, where websocket-client's tests patch ``send`` and
+        # ``recv``) holds at each call when they are not websocket._socket's; writes
+        # through ``send`` when given (a dispatcher's).
         self._send = send
-        self._recv = recv
+        self._names = names
         # What a write that timed out part-way left unsent (see _write).
         self._pending = b""
-        self._rlock = readlock if readlock is not None else threading.Lock()
-        self._wlock = lock if lock is not None else threading.Lock()
+        self._rlock = readlock if readlock is not None else _new_lock()
+        self._wlock = lock if lock is not None else _new_lock()
         # One item per read or write in progress on the socket (list.append and pop are
         # atomic); shutdown() leaves the socket's close to the last of them (see there).
         self._busy: List[int] = []
@@ -193,11 +203,11 @@ class SocketConnection:
 
     # ---- waiting on the socket --------------------------------------------------------
 
-    def _arm(self, deadline: Optional[float], timeout: Optional[float], first: bool = True) -> None:
-        """Sets the socket's timeout to what is left of ``deadline``; past it, a first
-        attempt still gets a non-blocking try (a timeout of 0 polls), a later one raises."""
-        if not self._manage_timeout:
-            return
+    def _arm(self, deadline: Optional[float], timeout: Optional[float], first: bool) -> None:
+        """Sets the socket's timeout (the driver manages it) to what is left of
+        ``deadline``, or to ``timeout`` without one; past the deadline, a first attempt
+        still gets a non-blocking try (a timeout of 0 polls), a later one raises. The
+        socket is only called when the value changes."""
         if deadline is None:
             value = timeout
         else:
@@ -211,25 +221,39 @@ class SocketConnection:
             self._timeout_set = value
 
     def _write(self, data: bytes, timeout: Optional[float]) -> None:
-        """Writes all of ``data`` (the write lock held by the caller); the deadline moves
-        with every progress, like a socket timeout. A frame is never cut by another: what a
-        write that timed out (or was interrupted) left goes first at the next write, then
+        """Writes all of ``data`` (the write lock held by the caller), each attempt with
+        the whole ``timeout``, like a socket timeout. A frame is never cut by another: what
+        a write that timed out (or was interrupted) left goes first at the next write, then
         ``data``, which was encoded already (the compressor moved past it)."""
         if self._pending:
             data, self._pending = self._pending + data, b""
+        if not data:
+            return
         send = self._send
-        # What is left to write, without copying it after each partial write (the module's
-        # send takes any bytes-like object; another function, a dispatcher's say, gets bytes).
-        left = memoryview(data)
-        plain = send is _sock_send or getattr(send, "_takes_buffers", False)
+        if send is None:
+            names = self._names
+            if names is not None:
+                send = names["send"]
+                if send is _sock_send:
+                    send = None
+        sock = self.sock
+        # What is left to write: the socket takes a memoryview of it (no copy after a
+        # partial write); another function gets bytes.
+        left: Any = data
         busy = self._busy
         busy.append(1)
         try:
-            while left:
+            while True:
                 try:
-                    if timeout is not None or self._timeout_set is not None:
-                        self._arm(_deadline(timeout), timeout)
-                    n = send(self.sock, left if plain else (data if len(left) == len(data) else bytes(left)))  # type: ignore[arg-type]
+                    if self._manage_timeout and timeout != self._timeout_set:
+                        self._arm(None, timeout, True)
+                    if send is None:
+                        try:
+                            n = sock.send(left)
+                        except _SEND_FAILURES as exc:
+                            n = _send_failed(sock, left, exc)
+                    else:
+                        n = send(sock, left if type(left) is bytes else bytes(left))
                 except _RESETS as e:
                     raise WebSocketConnectionClosedException(f"{_LOST} ({e})") from None
                 except _WOULD_BLOCK_WRITE:
@@ -239,7 +263,10 @@ class SocketConnection:
                     raise
                 if not n:
                     raise WebSocketTimeoutException("Connection timed out")
-                left = left[n:]
+                if n >= len(left):
+                    left = b""
+                    return
+                left = memoryview(left)[n:]
         finally:
             if left:
                 self._pending = bytes(left)
@@ -247,20 +274,31 @@ class SocketConnection:
             if self._closing and not busy:
                 self._close_socket()
 
-    def _fill(self, deadline: Optional[float], timeout: Optional[float], first: bool = True) -> None:
-        """One read of at most the rest of the frame in progress (the read lock held),
-        fed to the protocol; replies it calls for are written at once."""
-        proto = self._proto
-        want = proto.bytes_wanted()
+    def _read(self, want: int, deadline: Optional[float], timeout: Optional[float], first: bool = True) -> bytes:
+        """One read of at most ``want`` bytes: the rest of the frame in progress, as
+        ``bytes_wanted()`` or ``next_payload()`` said (the read lock held)."""
         if want <= 0:
-            return
+            # Nothing more is expected, yet no item nor failure is there to take.
+            raise WebSocketConnectionClosedException(_LOST)
+        names = self._names
+        recv = _sock_recv if names is None else names["recv"]
+        sock = self.sock
         busy = self._busy
         busy.append(1)
         try:
-            # (The common case, no timeout and none set on the socket, needs no call.)
-            if deadline is not None or timeout is not None or self._timeout_set is not None:
+            if self._manage_timeout and (deadline is not None or timeout != self._timeout_set):
                 self._arm(deadline, timeout, first)
-            data = self._recv(self.sock, want if want < _MAX_READ else _MAX_READ)
+            if want > _MAX_READ:
+                want = _MAX_READ
+            if recv is _sock_recv:
+                try:
+                    data = sock.recv(want)
+                except _RECV_FAILURES as exc:
+                    data = _recv_failed(sock, want, exc)
+                if not data:
+                    raise WebSocketConnectionClosedException(_LOST)
+            else:
+                data = recv(sock, want)
         except _RESETS as e:
             raise WebSocketConnectionClosedException(f"{_LOST} ({e})") from None
         except _WOULD_BLOCK:
@@ -276,7 +314,11 @@ class SocketConnection:
             busy.pop()
             if self._closing and not busy:
                 self._close_socket()
-        out = proto.receive_data(data)
+        return data  # type: ignore[no-any-return]
+
+    def _fill(self, want: int, deadline: Optional[float], timeout: Optional[float], first: bool = True) -> None:
+        """One read (see _read) fed to the protocol; replies it calls for are written at once."""
+        out = self._proto.receive_data(self._read(want, deadline, timeout, first))
         if out:
             with self._wlock:
                 self._write(out, timeout)
@@ -311,7 +353,7 @@ class SocketConnection:
                 raise
             if item is not None:
                 return item
-            self._fill(deadline, timeout, first)
+            self._fill(self._proto.bytes_wanted(), deadline, timeout, first)
             first = False
 
     # ---- receiving ----------------------------------------------------------------------
@@ -333,29 +375,34 @@ class SocketConnection:
     def recv_text_or_binary(self, timeout: Optional[float] = None) -> Union[str, bytes, None]:
         """The next message's payload (``str`` for text), or None once the peer's close
         frame is here (see ``peer_close``): ``WebSocket.recv()``'s call."""
-        # recv_data's loop, written out: under gevent every Python frame per message counts.
+        # recv_data's loop, written out with the core's one-call step (payload, None, or
+        # how many bytes to read): under gevent every Python frame and call per message
+        # counts (bench/RESULTS.md).
         proto = self._proto
         with self._rlock:
-            deadline = None
-            first = True
-            while True:
-                try:
-                    item = proto.next_data(True, False)
-                except WebSocketException:
-                    self._failed()
-                    raise
-                if item is not None:
-                    break
-                if first:
-                    deadline = _deadline(timeout)
-                self._fill(deadline, timeout, first)
-                first = False
-        opcode, data = item
-        if opcode == _OP_CLOSE:
-            return None
-        if opcode == _OP_TEXT and type(data) is not str:
-            return bytes(data).decode("utf-8")
-        return data  # type: ignore[no-any-return]
+            try:
+                item = proto.next_payload()
+                if type(item) is int:
+                    # The first read gets the whole timeout; later ones what is left of it.
+                    deadline = None if timeout is None else time.monotonic() + timeout
+                    first = True
+                    while True:
+                        # A read fed to the core, its next payload taken in the same call
+                        # (replies to write come back first, alone in a tuple).
+                        item = proto.feed_payload(self._read(item, None if first else deadline, timeout, first))
+                        if type(item) is tuple:
+                            with self._wlock:
+                                self._write(item[0], timeout)
+                            item = proto.next_payload()
+                        if type(item) is not int:
+                            break
+                        first = False
+            except WebSocketException:
+                # A failure the core raised sends the close code owed (none for the
+                # driver's own timeouts and closed sockets).
+                self._failed()
+                raise
+        return item  # type: ignore[no-any-return]
 
     # Without a timeout (WebSocket.recv() with the default one): the native method's name.
     recv_next = recv_text_or_binary
@@ -422,7 +469,7 @@ class SocketConnection:
                 with self._rlock:
                     while self._proto.peer_close is None and self._proto.bytes_wanted() > 0:
                         self._proto.discard()
-                        self._fill(deadline, timeout, first)
+                        self._fill(self._proto.bytes_wanted(), deadline, timeout, first)
                         first = False
             except (WebSocketException, OSError):
                 pass
@@ -485,7 +532,7 @@ class SocketConnection:
 def adopt(sock: Any, protocol: Dict[str, Any], **kw: Any) -> SocketConnection:
     """A connection over a socket whose handshake happened elsewhere (assigned to
     ``ws.sock``): no compression, the socket's timeout left as it is. ``kw``: the
-    ``SocketConnection`` keywords (send, recv, lock, readlock)."""
+    ``SocketConnection`` keywords (send, names, lock, readlock)."""
     conn = SocketConnection(sock, _native.Protocol(dict(protocol, compression=None)), manage_timeout=False, **kw)
     conn.set_skip_utf8(bool(protocol.get("skip_utf8_validation")))
     return conn

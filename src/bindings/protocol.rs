@@ -5,7 +5,7 @@
 //! same exceptions the native engine raises.
 
 use pyo3::prelude::*;
-use pyo3::types::{PyBytes, PyDict, PyList, PyTuple};
+use pyo3::types::{PyBytes, PyDict, PyList, PyString, PyTuple};
 
 use super::convert::{self, Payload};
 use super::errors::to_pyerr;
@@ -13,7 +13,7 @@ use super::options;
 use crate::engine::error::Error;
 use crate::protocol::codec::{Item, TracedFrame};
 use crate::protocol::connection::Protocol as Core;
-use crate::protocol::frame::{self, OP_CLOSE};
+use crate::protocol::frame::{self, OP_CLOSE, OP_TEXT};
 use crate::protocol::handshake::{self, Answer, ParseError};
 use crate::protocol::proxy::{self, Negotiation, Target};
 use crate::protocol::receiver::Ended;
@@ -228,6 +228,21 @@ impl Protocol {
         }
     }
 
+    /// Bytes read from the peer into the core (frames traced when tracing is on); what
+    /// they call for stays in the core's output.
+    fn feed(&mut self, data: &[u8]) {
+        let tracing = trace::enabled();
+        let mut traced: Vec<TracedFrame> = Vec::new();
+        self.core.receive_data(data, random_mask, tracing.then_some(&mut traced), |wire, opcode, payload| {
+            trace::frame("Sent", wire, true, opcode, payload)
+        });
+        for t in &traced {
+            let mut raw = Vec::new();
+            frame::encode_frame(&mut raw, t.fin, t.rsv, t.opcode, &t.payload, None);
+            trace::frame("Rcv", &raw, t.fin, t.opcode, &t.payload);
+        }
+    }
+
     fn tuple<'py>(py: Python<'py>, item: Item) -> (u8, bool, u8, Bound<'py, PyBytes>) {
         (item.opcode, item.fin, item.rsv, PyBytes::new(py, &item.data))
     }
@@ -258,17 +273,20 @@ impl Protocol {
     /// Feeds bytes read from the peer; returns the bytes to write back now (pongs, the
     /// close echo), possibly empty.
     fn receive_data<'py>(&mut self, py: Python<'py>, data: &[u8]) -> Bound<'py, PyBytes> {
-        let tracing = trace::enabled();
-        let mut traced: Vec<TracedFrame> = Vec::new();
-        self.core.receive_data(data, random_mask, tracing.then_some(&mut traced), |wire, opcode, payload| {
-            trace::frame("Sent", wire, true, opcode, payload)
-        });
-        for t in &traced {
-            let mut raw = Vec::new();
-            frame::encode_frame(&mut raw, t.fin, t.rsv, t.opcode, &t.payload, None);
-            trace::frame("Rcv", &raw, t.fin, t.opcode, &t.payload);
-        }
+        self.feed(data);
         PyBytes::new(py, &self.core.data_to_send())
+    }
+
+    /// `receive_data(data)` then `next_payload()`, in one call: the Python-socket driver's
+    /// `recv()` step. When the bytes called for replies (pongs, the close echo), returns
+    /// them first as `(replies,)`; the driver writes them, then calls `next_payload()`.
+    fn feed_payload<'py>(&mut self, py: Python<'py>, data: &[u8]) -> PyResult<Bound<'py, PyAny>> {
+        self.feed(data);
+        if self.core.has_data_to_send() {
+            let out = PyBytes::new(py, &self.core.data_to_send());
+            return Ok(PyTuple::new(py, [out])?.into_any());
+        }
+        self.next_payload(py)
     }
 
     /// The most bytes the driver may read now without reading past the frame in progress
@@ -345,6 +363,18 @@ impl Protocol {
         match self.take(py, |c| c.receiver().take_message(control))? {
             Some(item) => Ok(Some((item.opcode, convert::item_data(py, &item, decode)?))),
             None => Ok(None),
+        }
+    }
+
+    /// `WebSocket.recv()`'s step, in one call without tuples: the next message's payload
+    /// (`str` for text, `bytes` for binary), None once the peer's close frame is here, or,
+    /// when more bytes are needed, how many the driver may read (`bytes_wanted()`, an int).
+    fn next_payload<'py>(&mut self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        match self.take(py, |c| c.receiver().take_message(false))? {
+            Some(item) if item.opcode == OP_CLOSE => Ok(py.None().into_bound(py)),
+            Some(item) if item.opcode == OP_TEXT => Ok(PyString::from_bytes(py, &item.data)?.into_any()),
+            Some(item) => Ok(PyBytes::new(py, &item.data).into_any()),
+            None => Ok(self.core.receiver_ref().bytes_wanted().into_pyobject(py)?.into_any()),
         }
     }
 

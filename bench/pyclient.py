@@ -4,7 +4,8 @@
 
 CLIENT: wsr (this package), wsc (websocket-client 1.9.2, wsaccel blocked), wsc-accel
 (websocket-client with wsaccel), websockets (17, sync client), picows (2.3, asyncio),
-tcp-py (a raw socket ping-pong of the same bytes: the floor for any Python client);
+tcp-py (a raw socket ping-pong of the same bytes: the floor for any Python client;
+tcp-py-gevent the same under gevent, the floor of the gevent rows);
 wsr-gevent and wsc-gevent: wsr and wsc in a process that first runs gevent's
 monkey.patch_all() (this package then runs its Python-socket driver, which is asserted).
 
@@ -547,7 +548,7 @@ if __name__ == "__main__":
         run_websockets()
     elif CLIENT == "picows":
         run_picows()
-    elif CLIENT == "tcp-py":
+    elif BASE == "tcp-py":
         run_tcp()
     else:
         raise SystemExit(f"unknown client {CLIENT}")

@@ -60,6 +60,7 @@ CLIENTS = [
     ("tcp-py", "peers", "raw TCP ping-pong of the same bytes, Python socket"),
     ("wsr-gevent", "self", "this package under gevent's monkey.patch_all() (its Python-socket driver)"),
     ("wsc-gevent", "peers", "websocket-client 1.9.2, pure Python, under gevent's monkey.patch_all()"),
+    ("tcp-py-gevent", "peers", "raw TCP ping-pong of the same bytes, Python socket under gevent (the gevent rows' floor)"),
 ]
 PY_PEERS = ["wsc", "wsc-accel", "websockets", "picows"]
 GEVENT_PAIR = ("wsr-gevent", "wsc-gevent")
@@ -90,7 +91,7 @@ for _k in SCALE_KS:
         n=1_000_000, quick=100_000, n_by={"wsc": 4_000}, quick_by={"wsc": 1_000}, warmup=0, unit="msg/s",
         desc=f"{_k} WebSocketApp(s) on one shared rel dispatcher", scale=("app", _k),
     )
-ECHO_ONLY = {"tcp", "tcp-py"}
+ECHO_ONLY = {"tcp", "tcp-py", "tcp-py-gevent"}
 # Who runs the scale rows (picows: one asyncio loop; the same code for both variants, so only
 # in the thread rows, as its reference).
 SCALE_CLIENTS = {"threads": ("wsr", "wsc", "picows"), "app": ("wsr", "wsc")}

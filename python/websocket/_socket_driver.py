@@ -232,10 +232,7 @@ class SocketConnection:
         send = self._send
         if send is None:
             names = self._names
-            if names is not None:
-                send = names["send"]
-                if send is _sock_send:
-                    send = None
+            send = _sock_send if names is None else names["send"]
         sock = self.sock
         # What is left to write: the socket takes a memoryview of it (no copy after a
         # partial write); another function gets bytes.
@@ -247,7 +244,7 @@ class SocketConnection:
                 try:
                     if self._manage_timeout and timeout != self._timeout_set:
                         self._arm(None, timeout, True)
-                    if send is None:
+                    if send is _sock_send:
                         try:
                             n = sock.send(left)
                         except _SEND_FAILURES as exc:
@@ -467,9 +464,9 @@ class SocketConnection:
             first = True
             try:
                 with self._rlock:
-                    while self._proto.peer_close is None and self._proto.bytes_wanted() > 0:
+                    while self._proto.peer_close is None and (want := self._proto.bytes_wanted()) > 0:
                         self._proto.discard()
-                        self._fill(self._proto.bytes_wanted(), deadline, timeout, first)
+                        self._fill(want, deadline, timeout, first)
                         first = False
             except (WebSocketException, OSError):
                 pass

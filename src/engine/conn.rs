@@ -835,16 +835,22 @@ impl Conn {
     /// sent after the read that called for them never overtakes them (a pong after the
     /// message it came with, as the peer expects).
     fn outbox_to_pending(&self, w: &mut WriteSide) {
-        if !self.outbox_flag.load(Ordering::SeqCst) || !w.raw.at_boundary() {
-            return;
+        if self.outbox_flag.load(Ordering::SeqCst) && w.raw.at_boundary() {
+            // A TLS failure here is the stream's: the frame's own write reports it.
+            let _ = self.move_outbox(w);
         }
+    }
+
+    /// The outbox, sealed, appended to what waits to go out (the write lock held, the
+    /// caller's stream between two frames).
+    fn move_outbox(&self, w: &mut WriteSide) -> Result<(), NetError> {
         self.outbox_flag.store(false, Ordering::SeqCst);
         let out = std::mem::take(&mut *self.outbox.lock());
         if !out.is_empty() {
-            if let Ok(wire) = self.stream.seal(&out) {
-                w.pending.extend_from_slice(&wire);
-            }
+            let wire = self.stream.seal(&out)?;
+            w.pending.extend_from_slice(&wire);
         }
+        Ok(())
     }
 
     /// Moves the outbox to the socket if the write side is free (non-blocking).
@@ -854,13 +860,8 @@ impl Conn {
             // Inside a frame the caller is writing through ws.sock: its next write flushes.
             return;
         }
-        self.outbox_flag.store(false, Ordering::SeqCst);
-        let out = std::mem::take(&mut *self.outbox.lock());
-        if !out.is_empty() {
-            match self.stream.seal(&out) {
-                Ok(wire) => w.pending.extend_from_slice(&wire),
-                Err(_) => return,
-            }
+        if self.move_outbox(&mut w).is_err() {
+            return;
         }
         self.try_flush_pending(&mut w);
     }
@@ -871,12 +872,7 @@ impl Conn {
     fn flush(&self, timeout: Option<Duration>, interrupt: Interrupt<'_>) -> Result<(), Error> {
         let mut w = self.write.lock();
         if w.raw.at_boundary() {
-            self.outbox_flag.store(false, Ordering::SeqCst);
-            let out = std::mem::take(&mut *self.outbox.lock());
-            if !out.is_empty() {
-                let wire = self.stream.seal(&out)?;
-                w.pending.extend_from_slice(&wire);
-            }
+            self.move_outbox(&mut w)?;
         }
         if w.pending.is_empty() {
             return Ok(());

@@ -266,6 +266,25 @@ def recv_echo_delayed(r):
     ws.close()
 
 
+def recv_pushed_unread(r):
+    """A feed pushed at once after the handshake (300 messages, a ping after every tenth),
+    left unread 0.3 s, then read, over ws:// and wss:// (the SSL object then holds data the
+    socket no longer shows): every message in order, every ping answered."""
+    ok = True
+    with measure(r):
+        for url, opts in (
+            (CFG["ws"], {}),
+            (f"wss://127.0.0.1:{CFG['wss_port']}", {"sslopt": {"ca_certs": CFG["ca"]}}),
+        ):
+            ws = websocket.create_connection(url + "/burst?n=300", timeout=10, **opts)
+            r["driver"] = driver(ws)
+            time.sleep(0.3)
+            got = [ws.recv() for _ in range(301)]
+            ok = ok and got == [f"m{i}" for i in range(300)] + ["pongs 30/30"]
+            ws.close()
+    r["echo"] = ok
+
+
 def recv_timeout(r):
     """recv() with a 0.8 s timeout that expires."""
     ws = websocket.create_connection(CFG["ws"] + "/silent", timeout=10)
@@ -561,6 +580,7 @@ SCENARIOS = {
         tls_handshake_slow,
         handshake_slow,
         recv_echo_delayed,
+        recv_pushed_unread,
         recv_timeout,
         send_24mib_slow_reader,
         close_slow_peer,

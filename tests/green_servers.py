@@ -6,7 +6,8 @@ so no server may share it.
 addresses (then serves until its stdin is closed):
 
 * ``ws``: a ``websockets`` server. Paths: ``/echo``; ``/delay-echo?s=X`` (each message is
-  echoed X seconds late); ``/silent`` (never sends); ``/slow-101?s=X`` (the 101 comes X
+  echoed X seconds late); ``/burst?n=N`` (N messages at once after the handshake, a ping
+  after every tenth, then "pongs K/M" once the pongs are back); ``/silent`` (never sends); ``/slow-101?s=X`` (the 101 comes X
   seconds late); ``/drop?after=X`` (the TCP connection is cut X seconds after the
   handshake, without a close frame).
 * ``wss``: the same server over TLS (a trustme CA; ``ca`` is the path of its PEM file; the
@@ -75,6 +76,18 @@ async def _handler(ws) -> None:
             async for msg in ws:
                 await asyncio.sleep(delay)
                 await ws.send(msg)
+        elif url.path == "/burst":
+            # n messages at once, a ping after every tenth; once every pong is back (or 5 s
+            # passed), "pongs K/M".
+            n = int(q.get("n", 300))
+            pongs = []
+            for i in range(n):
+                await ws.send(f"m{i}")
+                if i % 10 == 9:
+                    pongs.append(await ws.ping(f"p{i}"))
+            done, _ = await asyncio.wait(pongs, timeout=5)
+            await ws.send(f"pongs {len(done)}/{len(pongs)}")
+            await ws.wait_closed()
         elif url.path == "/silent":
             await ws.wait_closed()
         elif url.path == "/drop":

@@ -93,6 +93,7 @@ WAITS = [
     ("tls_handshake_slow", "TLS handshake, server hello 1 s late", 0.8, lambda r: r["echo"] and r["is_ssl"]),
     ("handshake_slow", "opening handshake, 101 1 s late", 0.8, lambda r: r["echo"] and r["status"] == 101),
     ("recv_echo_delayed", "recv() waiting 1 s for an echo", 0.8, lambda r: r["echo"]),
+    ("recv_pushed_unread", "recv() of 300 messages and 30 pings pushed unread, ws + wss", 0.6, lambda r: r["echo"]),
     ("recv_timeout", "recv() with a 0.8 s timeout, timing out", 0.7, lambda r: r["timed_out"] and r["duration"] < 2),
     ("send_24mib_slow_reader", "send() of 24 MiB, peer reading nothing for 1 s", 0.5, lambda r: r["echo"]),
     # Under 2.5 s: the close answer came (the timeout is 3 s).

@@ -88,3 +88,65 @@ def test_on_message_error_goes_to_on_error_inside_a_batch(echo_url):
     app = WebSocketApp(echo_url + "/push?n=5", on_message=on_message, on_error=lambda app, e: got.append(repr(e)))
     assert app.run_forever() is False
     assert got == ["msg-0", "ValueError('msg-1')", "msg-2", "msg-3", "msg-4"]
+
+
+# recv() is a method of the compiled base class (WebSocketBase) on this project: what Python
+# code does with the method and the attributes it reads must keep working as with a Python
+# method.
+
+
+def test_recv_patched_on_the_class_or_overridden_in_a_subclass_wins(echo_url):
+    from unittest import mock
+
+    class Tagged(websocket.WebSocket):
+        def recv(self):
+            return ("tagged", super().recv())
+
+    ws = websocket.create_connection(echo_url + "/", class_=Tagged)
+    ws.send("one")
+    assert ws.recv() == ("tagged", "one")
+    ws.close()
+    ws = websocket.create_connection(echo_url + "/")
+    with mock.patch.object(websocket.WebSocket, "recv", return_value="patched"):
+        assert ws.recv() == "patched"
+    ws.send("two")
+    assert ws.recv() == "two"
+    ws.close()
+
+
+def test_recv_reads_the_timeout_and_fire_cont_frame_at_each_call(echo_url):
+    ws = websocket.create_connection(echo_url + "/fragments")
+    assert ws.recv() == "frag1 frag2 frag3"
+    ws.settimeout(0.2)
+    # The binary message is queued by now or arrives within the timeout.
+    assert ws.recv() == b"\x01\x02\x03\x04\x05"
+    t0 = time.monotonic()
+    with pytest.raises(websocket.WebSocketTimeoutException):
+        ws.recv()
+    assert 0.15 < time.monotonic() - t0 < 3
+    ws.settimeout(None)
+    ws.fire_cont_frame = True
+    ws.send("after")
+    assert ws.recv() == "after"
+    ws.close()
+
+
+def test_a_websocket_in_a_reference_cycle_through_its_attributes_is_collected():
+    import gc
+    import weakref
+
+    class Holder:
+        pass
+
+    for attr in ("_conn", "sock_opt", "fire_cont_frame"):
+        ws = websocket.WebSocket()
+        holder = Holder()
+        holder.ws = ws
+        saved = getattr(ws, attr)
+        setattr(ws, attr, holder)
+        assert getattr(ws, attr) is holder
+        ref = weakref.ref(ws)
+        del ws, holder
+        gc.collect()
+        assert ref() is None, f"a cycle through {attr} was not collected"
+        assert saved is not None or attr == "_conn"

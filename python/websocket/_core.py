@@ -165,11 +165,14 @@ class _SocketView:
         return f"<websocket socket view fd={self._conn.fileno()} ssl={self._conn.is_ssl}>"
 
 
+_SockOpt = sock_opt
+
+
 def _overrides(cls: type, *names: str) -> bool:
     return any(getattr(cls, n) is not getattr(WebSocket, n) for n in names)
 
 
-class WebSocket:
+class WebSocket(_native.WebSocketBase):
     """Low-level WebSocket interface, websocket-client compatible.
 
     >>> import websocket
@@ -188,6 +191,9 @@ class WebSocket:
     (ssl options dict), ``fire_cont_frame`` (return every fragment from ``recv_data``),
     ``enable_multithread`` (the send/recv locks), ``skip_utf8_validation``, ``dispatcher``.
     """
+
+    # Kept in fields of the compiled base (WebSocketBase), which recv() reads.
+    sock_opt: _SockOpt
 
     # Set per class by __init_subclass__: which calls may skip Python-level overrides.
     _native_recv = True
@@ -237,6 +243,7 @@ class WebSocket:
         # than a class attribute through the instance.
         self._native_recv = self._native_recv
         self._native_send = self._native_send
+        self._fast_recv = self._native_recv  # read by WebSocketBase.recv
 
     def _make_lock(self, name: str) -> Any:
         lock = threading.Lock() if self._multithread else NoLock()
@@ -596,32 +603,14 @@ class WebSocket:
 
     # ---- receiving ----------------------------------------------------------------------
 
-    def recv(self) -> Union[str, bytes]:
-        """The next message: ``str`` for text, ``bytes`` for binary, ``""`` after a close.
+    # recv() is WebSocketBase's (src/bindings/websocket.rs): the next message, ``str`` for
+    # text, ``bytes`` for binary, ``""`` after a close, read straight from the engine when
+    # the class reads through it; the other cases come here.
 
-        Pings are answered by the engine and never returned. Raises
-        WebSocketTimeoutException on timeout (the connection stays usable),
-        WebSocketConnectionClosedException when the connection is gone,
-        WebSocketProtocolException / WebSocketPayloadException when the server breaks the
-        protocol (a 1002 / 1007 close is sent first).
-        """
-        conn = self._conn
-        if conn is not None and self._native_recv and not self.fire_cont_frame:
-            # The hot path (bench/RESULTS.md, push100): the engine hands each message to one
-            # caller under its own lock, so the reference's readlock is not taken here (it
-            # cost as much as the engine's whole recv), and names are looked up once.
-            # One argument in, the payload out (no tuples): the call costs about what
-            # building the message's str does.
-            timeout = self.sock_opt.timeout
-            try:
-                data = conn.recv_next() if timeout is None else conn.recv_text_or_binary(timeout)
-            except WebSocketConnectionClosedException:
-                self.shutdown()
-                raise
-            if data is not None:
-                return data  # type: ignore[no-any-return]
-            self._on_peer_close(conn.peer_close or b"")
-            return ""
+    def _recv_slow(self) -> Union[str, bytes]:
+        """``recv()`` before connecting, with ``fire_cont_frame``, or for a subclass that
+        reads frames itself (``recv_frame``/``recv_data*`` overridden): under the read
+        lock, through ``recv_data``."""
         with self.readlock:
             if self._native_recv and not self.fire_cont_frame:
                 try:

@@ -2,12 +2,15 @@
 
 from typing import Any, Dict, List, Optional, Tuple, Union, final
 
+from typing_extensions import disjoint_base
+
 __all__ = [
     "set_trace",
     "reset_log_cache",
     "apply_mask",
     "validate_utf8",
     "Connection",
+    "WebSocketBase",
     "Protocol",
     "ProxyNegotiation",
     "build_request",
@@ -34,6 +37,19 @@ def validate_utf8(data: bytes) -> bool:
     """Whether ``data`` is valid UTF-8."""
 
 _Payload = Union[bytes, bytearray, memoryview, str]
+
+@disjoint_base
+class WebSocketBase:
+    """The compiled base of ``websocket.WebSocket``: the attributes its receive fast path
+    reads, and that path, ``recv()``."""
+
+    _conn: Any
+    _fast_recv: bool
+    fire_cont_frame: bool
+    sock_opt: Any
+    def __new__(cls, *_args: Any, **_kwargs: Any) -> WebSocketBase: ...
+    def recv(self) -> Union[str, bytes]:
+        """The next message: ``str`` for text, ``bytes`` for binary, ``""`` after a close."""
 
 @final
 class Connection:

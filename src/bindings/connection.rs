@@ -94,7 +94,7 @@ pub struct Connection {
 impl Connection {
     /// The next message's payload (`str` for text), or None once the peer's close frame is
     /// here: from the queue without detaching when one waits, else waiting up to `timeout`.
-    fn next_payload<'py>(&self, py: Python<'py>, timeout: Option<std::time::Duration>) -> PyResult<Option<Bound<'py, PyAny>>> {
+    pub(super) fn next_payload<'py>(&self, py: Python<'py>, timeout: Option<std::time::Duration>) -> PyResult<Option<Bound<'py, PyAny>>> {
         let conn = &self.conn;
         let item = match conn.try_recv_queued(false) {
             Some(item) => item,

@@ -5,6 +5,7 @@ mod convert;
 mod errors;
 mod options;
 mod protocol;
+mod websocket;
 
 use std::sync::OnceLock;
 
@@ -64,6 +65,7 @@ pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(validate_utf8, m)?)?;
     connection::record_main_thread(m.py())?;
     m.add_class::<connection::Connection>()?;
+    m.add_class::<websocket::WebSocketBase>()?;
     m.add_class::<protocol::Protocol>()?;
     m.add_class::<protocol::ProxyNegotiation>()?;
     m.add_function(wrap_pyfunction!(protocol::build_request, m)?)?;

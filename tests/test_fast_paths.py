@@ -150,3 +150,17 @@ def test_a_websocket_in_a_reference_cycle_through_its_attributes_is_collected():
         gc.collect()
         assert ref() is None, f"a cycle through {attr} was not collected"
         assert saved is not None or attr == "_conn"
+    # Cycles that only go through the compiled fields.
+    for attr in ("_conn", "sock_opt", "fire_cont_frame"):
+        ws = websocket.WebSocket()
+        setattr(ws, attr, ws)
+        ref = weakref.ref(ws)
+        del ws
+        gc.collect()
+        assert ref() is None, f"a WebSocket held by its own {attr} was not collected"
+    opt = websocket.sock_opt(None, None)
+    opt.timeout = opt
+    ref = weakref.ref(opt)
+    del opt
+    gc.collect()
+    assert ref() is None, "a sock_opt held by its own timeout was not collected"

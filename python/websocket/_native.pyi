@@ -11,6 +11,7 @@ __all__ = [
     "validate_utf8",
     "Connection",
     "WebSocketBase",
+    "SockOptBase",
     "Protocol",
     "ProxyNegotiation",
     "build_request",
@@ -37,6 +38,13 @@ def validate_utf8(data: bytes) -> bool:
     """Whether ``data`` is valid UTF-8."""
 
 _Payload = Union[bytes, bytearray, memoryview, str]
+
+@disjoint_base
+class SockOptBase:
+    """The compiled base of ``websocket._socket.sock_opt``, holding its ``timeout``."""
+
+    timeout: Optional[Union[int, float]]
+    def __new__(cls, *_args: Any, **_kwargs: Any) -> SockOptBase: ...
 
 @disjoint_base
 class WebSocketBase:

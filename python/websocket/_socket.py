@@ -15,7 +15,7 @@ from typing import Any, Dict, List, Optional, Tuple, Union
 
 from ._exceptions import WebSocketConnectionClosedException, WebSocketTimeoutException
 from ._ssl_compat import SSLEOFError, SSLError, SSLWantReadError, SSLWantWriteError
-from ._utils import extract_err_message, extract_error_code
+from ._utils import _load_native, extract_err_message, extract_error_code
 
 __all__ = [
     "DEFAULT_SOCKET_OPTION",
@@ -49,7 +49,12 @@ _default_timeout: Timeout = None
 _RETRY_ERRNOS = (errno.EAGAIN, errno.EWOULDBLOCK)
 
 
-class sock_opt:
+# With the engine, ``timeout`` lives in a field of a compiled base class, which
+# ``WebSocket.recv()`` reads per call without a dict look-up (src/bindings/websocket.rs).
+_SockOptBase: Any = getattr(_load_native(), "SockOptBase", object)
+
+
+class sock_opt(_SockOptBase):  # type: ignore[misc]
     """Socket options of a connection: ``sockopt`` (setsockopt tuples), ``sslopt``
     (dict) and ``timeout`` (None until set)."""
 

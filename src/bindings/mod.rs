@@ -66,6 +66,7 @@ pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     connection::record_main_thread(m.py())?;
     m.add_class::<connection::Connection>()?;
     m.add_class::<websocket::WebSocketBase>()?;
+    m.add_class::<websocket::SockOptBase>()?;
     m.add_class::<protocol::Protocol>()?;
     m.add_class::<protocol::ProxyNegotiation>()?;
     m.add_function(wrap_pyfunction!(protocol::build_request, m)?)?;

@@ -142,14 +142,12 @@ def test_a_websocket_in_a_reference_cycle_through_its_attributes_is_collected():
         ws = websocket.WebSocket()
         holder = Holder()
         holder.ws = ws
-        saved = getattr(ws, attr)
         setattr(ws, attr, holder)
         assert getattr(ws, attr) is holder
         ref = weakref.ref(ws)
         del ws, holder
         gc.collect()
         assert ref() is None, f"a cycle through {attr} was not collected"
-        assert saved is not None or attr == "_conn"
     # Cycles that only go through the compiled fields.
     for attr in ("_conn", "sock_opt", "fire_cont_frame"):
         ws = websocket.WebSocket()

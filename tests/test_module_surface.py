@@ -117,6 +117,11 @@ def _compatible(ref: List[List[Any]], ours: List[List[Any]]) -> bool:
     """Same parameters (names, kinds, defaults, order), plus optional extras that no call
     valid for the reference can bind: see the module docstring."""
     ref_names = {p[0] for p in ref}
+    if ours[:1] == [["self", "POSITIONAL_ONLY", None]] and ref[:1] == [["self", "POSITIONAL_OR_KEYWORD", None]]:
+        # A method of a compiled base class (WebSocket.recv and .send are WebSocketBase's):
+        # its `self` is positional-only, as for every C method. Only a call that passes
+        # the instance by name, `WebSocket.send(self=ws, ...)`, could tell.
+        ours = [ref[0]] + ours[1:]
     if [p for p in ours if p[0] in ref_names] != ref:
         return False
     last_positional = max(

@@ -244,6 +244,7 @@ class WebSocket(_native.WebSocketBase):
         self._native_recv = self._native_recv
         self._native_send = self._native_send
         self._fast_recv = self._native_recv  # read by WebSocketBase.recv
+        self._fast_send = self._native_send  # and .send
 
     def _make_lock(self, name: str) -> Any:
         lock = threading.Lock() if self._multithread else NoLock()
@@ -515,19 +516,16 @@ class WebSocket(_native.WebSocketBase):
             raise WebSocketConnectionClosedException("socket is already closed.")
         return conn
 
-    def send(self, payload: Union[bytes, bytearray, str], opcode: int = ABNF.OPCODE_TEXT) -> int:
-        """Sends ``payload`` in one frame and returns the frame's length on the wire.
+    # send() is WebSocketBase's (src/bindings/websocket.rs): one frame through the engine
+    # for the common case, the others come here.
 
-        As in the reference, ``bytes`` go out as a TEXT frame unless ``opcode`` says
-        otherwise, and a ``str`` with a non-text opcode is encoded as latin-1.
-        """
+    def _send_slow(self, payload: Union[bytes, bytearray, str], opcode: int = ABNF.OPCODE_TEXT) -> int:
+        """``send()`` with ``get_mask_key`` set, a ``send_frame`` override, or a ``str``
+        sent with a non-text opcode (encoded as latin-1, as in the reference)."""
         if self._native_send and self.get_mask_key is None:
             if isinstance(payload, str) and opcode != ABNF.OPCODE_TEXT:
                 payload = payload.encode("latin-1")
-            conn = self._conn  # _require_conn(), written out: one Python frame less per send
-            if conn is None:
-                raise WebSocketConnectionClosedException("socket is already closed.")
-            return conn.send(payload, opcode, True, 0, None, self.sock_opt.timeout)  # type: ignore[no-any-return]
+            return int(self._require_conn().send(payload, opcode, True, 0, None, self.sock_opt.timeout))
         return self.send_frame(ABNF.create_frame(payload, opcode))
 
     def send_text(self, text_data: str) -> int:

@@ -1,6 +1,6 @@
 """Type stub of the compiled engine module ``websocket._native`` (src/bindings)."""
 
-from typing import Any, Dict, List, Optional, Tuple, Union, final
+from typing import Any, Callable, Dict, List, Optional, Tuple, Union, final
 
 from typing_extensions import disjoint_base
 
@@ -53,11 +53,15 @@ class WebSocketBase:
 
     _conn: Any
     _fast_recv: bool
+    _fast_send: bool
+    get_mask_key: Optional[Callable[[int], bytes]]
     fire_cont_frame: bool
     sock_opt: Any
     def __new__(cls, *_args: Any, **_kwargs: Any) -> WebSocketBase: ...
     def recv(self) -> Union[str, bytes]:
         """The next message: ``str`` for text, ``bytes`` for binary, ``""`` after a close."""
+    def send(self, payload: Union[bytes, bytearray, str], opcode: int = 1) -> int:
+        """Sends ``payload`` in one frame and returns the frame's length on the wire."""
 
 @final
 class Connection:

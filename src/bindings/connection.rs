@@ -14,7 +14,7 @@ use pyo3::types::{PyBytes, PyDict, PyList};
 use super::convert::{self, Payload};
 use super::errors::to_pyerr;
 use super::options::{self, secs};
-use crate::engine::conn::Conn;
+use crate::engine::conn::{Conn, TrySend};
 use crate::engine::connect::{self, ConnectSpec, Outcome};
 use crate::engine::error::Error;
 use crate::protocol::deflate::Params;
@@ -94,6 +94,30 @@ pub struct Connection {
 impl Connection {
     /// The next message's payload (`str` for text), or None once the peer's close frame is
     /// here: from the queue without detaching when one waits, else waiting up to `timeout`.
+    /// One frame of `payload` (str, bytes-like), as `send()`; for `WebSocketBase.send()` too.
+    pub(super) fn send_payload(
+        &self,
+        py: Python<'_>,
+        payload: &Bound<'_, PyAny>,
+        opcode: u8,
+        fin: bool,
+        rsv: u8,
+        mask: Option<[u8; 4]>,
+        timeout: Option<std::time::Duration>,
+    ) -> PyResult<usize> {
+        let p = Payload::from_any(payload)?;
+        let data = p.as_slice()?;
+        let conn = &self.conn;
+        // Most writes complete at once: tried without giving up the GIL first (a release
+        // and a take of the GIL cost about what the rest of a small send does).
+        match conn.try_send_frame(fin, rsv & 7, opcode & 0xF, data, mask) {
+            TrySend::Done(len) => Ok(len),
+            TrySend::Rest(len) => blocking(py, |check| conn.finish_send(timeout, check)).map(|()| len),
+            TrySend::Failed(e) => Err(to_pyerr(py, e, None)),
+            TrySend::NotNow => blocking(py, |check| conn.send_frame(fin, rsv & 7, opcode & 0xF, data, mask, timeout, check)),
+        }
+    }
+
     pub(super) fn next_payload<'py>(&self, py: Python<'py>, timeout: Option<std::time::Duration>) -> PyResult<Option<Bound<'py, PyAny>>> {
         let conn = &self.conn;
         let item = match conn.try_recv_queued(false) {
@@ -154,12 +178,8 @@ impl Connection {
     /// length on the wire.
     #[pyo3(signature = (payload, opcode=OP_TEXT, fin=true, rsv=0, mask_key=None, timeout=None))]
     fn send(&self, py: Python<'_>, payload: &Bound<'_, PyAny>, opcode: u8, fin: bool, rsv: u8, mask_key: Option<&[u8]>, timeout: Option<f64>) -> PyResult<usize> {
-        let p = Payload::from_any(payload)?;
-        let data = p.as_slice()?;
         let mask = convert::mask_key(mask_key)?;
-        let timeout = secs(timeout)?;
-        let conn = &self.conn;
-        blocking(py, |check| conn.send_frame(fin, rsv & 7, opcode & 0xF, data, mask, timeout, check))
+        self.send_payload(py, payload, opcode, fin, rsv, mask, secs(timeout)?)
     }
 
     /// Sends our close frame (once); returns whether it was sent now.

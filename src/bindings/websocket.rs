@@ -15,7 +15,7 @@ use std::sync::atomic::{AtomicBool, AtomicPtr, Ordering};
 
 use pyo3::gc::PyVisit;
 use pyo3::prelude::*;
-use pyo3::types::{PyBool, PyBytes, PyString};
+use pyo3::types::{PyBool, PyBytes, PyDict, PyString, PyTuple};
 use pyo3::{ffi, intern, PyTraverseError};
 
 use super::connection::Connection;
@@ -109,10 +109,24 @@ pub struct WebSocketBase {
     conn: PyField,
     /// The class reads messages through the engine (no `recv_frame`/`recv_data*` override).
     fast_recv: AtomicBool,
+    /// The class sends through the engine (no `send_frame` override).
+    fast_send: AtomicBool,
+    get_mask_key: PyField,
     fire_cont_frame: PyField,
     /// websocket-client's `sock_opt` (its `timeout` is read per call, as the reference's
     /// recv reads the socket's).
     sock_opt: PyField,
+}
+
+impl WebSocketBase {
+    /// `self.sock_opt.timeout`, from the field when `sock_opt` is the package's own.
+    fn timeout<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        let sock_opt = self.sock_opt.get(py);
+        match sock_opt.cast::<SockOptBase>() {
+            Ok(opt) => Ok(opt.get().timeout.get(py)),
+            Err(_) => sock_opt.getattr(intern!(py, "timeout")),
+        }
+    }
 }
 
 #[pymethods]
@@ -123,6 +137,8 @@ impl WebSocketBase {
         WebSocketBase {
             conn: PyField::new(py.None().into_bound(py)),
             fast_recv: AtomicBool::new(false),
+            fast_send: AtomicBool::new(false),
+            get_mask_key: PyField::new(py.None().into_bound(py)),
             fire_cont_frame: PyField::new(PyBool::new(py, false).to_owned().into_any()),
             sock_opt: PyField::new(py.None().into_bound(py)),
         }
@@ -148,6 +164,26 @@ impl WebSocketBase {
         self.fast_recv.store(value, Ordering::Relaxed);
     }
 
+    #[getter(_fast_send)]
+    fn fast_send(&self) -> bool {
+        self.fast_send.load(Ordering::Relaxed)
+    }
+
+    #[setter(_fast_send)]
+    fn set_fast_send(&self, value: bool) {
+        self.fast_send.store(value, Ordering::Relaxed);
+    }
+
+    #[getter(get_mask_key)]
+    fn mask_key_function<'py>(&self, py: Python<'py>) -> Bound<'py, PyAny> {
+        self.get_mask_key.get(py)
+    }
+
+    #[setter(get_mask_key)]
+    fn set_mask_key_function(&self, value: Bound<'_, PyAny>) {
+        self.get_mask_key.set(value);
+    }
+
     #[getter]
     fn fire_cont_frame<'py>(&self, py: Python<'py>) -> Bound<'py, PyAny> {
         self.fire_cont_frame.get(py)
@@ -168,6 +204,62 @@ impl WebSocketBase {
         self.sock_opt.set(value);
     }
 
+    /// Sends ``payload`` in one frame and returns the frame's length on the wire.
+    ///
+    /// As in the reference, ``bytes`` go out as a TEXT frame unless ``opcode`` says
+    /// otherwise, and a ``str`` with a non-text opcode is encoded as latin-1.
+    #[pyo3(signature = (payload, *args, **kwargs), text_signature = "($self, payload, opcode=1)")]
+    fn send<'py>(
+        slf: &Bound<'py, Self>,
+        payload: &Bound<'py, PyAny>,
+        args: &Bound<'py, PyTuple>,
+        kwargs: Option<&Bound<'py, PyDict>>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let py = slf.py();
+        let this = slf.get();
+        // `opcode` by position or by name (1, TEXT, when not given): parsed here so that an
+        // explicit None or any other odd value reaches _send_slow() as the caller gave it.
+        let named = match kwargs.filter(|k| k.len() == 1) {
+            Some(k) => k.get_item(intern!(py, "opcode"))?,
+            None => None,
+        };
+        let opcode = match (args.len(), kwargs.map_or(0, |k| k.len()), named) {
+            (0, 0, _) => None,
+            (1, 0, _) => Some(args.get_item(0)?),
+            (0, 1, Some(o)) => Some(o),
+            // Anything else (too many arguments, an unknown name) fails as Python's own
+            // call would, in _send_slow().
+            _ => return slf.getattr(intern!(py, "_send_slow"))?.call((payload,).into_pyobject(py)?.add(args)?.cast_into::<PyTuple>()?, kwargs),
+        };
+        // The common case here; a mask function, a send_frame override, a str with
+        // another opcode or an opcode that is not a small int: WebSocket._send_slow().
+        let op = match &opcode {
+            None => 1,
+            Some(o) => match o.extract::<u8>() {
+                Ok(op) => op,
+                Err(_) => return slf.call_method1(intern!(py, "_send_slow"), (payload, o)),
+            },
+        };
+        if !this.fast_send.load(Ordering::Relaxed) || !this.get_mask_key.get(py).is_none() {
+            return slf.call_method1(intern!(py, "_send_slow"), (payload, op));
+        }
+        if op != 1 && payload.is_instance_of::<PyString>() {
+            return slf.call_method1(intern!(py, "_send_slow"), (payload, op));
+        }
+        let conn = this.conn.get(py);
+        if conn.is_none() {
+            let closed = py.import(intern!(py, "websocket._exceptions"))?.getattr(intern!(py, "WebSocketConnectionClosedException"))?;
+            return Err(PyErr::from_value(closed.call1(("socket is already closed.",))?));
+        }
+        let timeout = this.timeout(py)?;
+        if let Ok(native) = conn.cast::<Connection>() {
+            let t = if timeout.is_none() { None } else { secs(Some(timeout.extract()?))? };
+            let n = native.get().send_payload(py, payload, op, true, 0, None, t)?;
+            return Ok(n.into_pyobject(py)?.into_any());
+        }
+        conn.call_method1(intern!(py, "send"), (payload, op, true, 0, py.None(), timeout))
+    }
+
     /// The next message: ``str`` for text, ``bytes`` for binary, ``""`` after a close.
     ///
     /// Pings are answered by the engine and never returned. Raises
@@ -182,11 +274,7 @@ impl WebSocketBase {
         if !this.fast_recv.load(Ordering::Relaxed) || conn.is_none() || this.fire_cont_frame.get(py).is_truthy()? {
             return slf.call_method0(intern!(py, "_recv_slow"));
         }
-        let sock_opt = this.sock_opt.get(py);
-        let timeout = match sock_opt.cast::<SockOptBase>() {
-            Ok(opt) => opt.get().timeout.get(py),
-            Err(_) => sock_opt.getattr(intern!(py, "timeout"))?,
-        };
+        let timeout = this.timeout(py)?;
         let got = if let Ok(native) = conn.cast::<Connection>() {
             let t = if timeout.is_none() { None } else { secs(Some(timeout.extract()?))? };
             native.get().next_payload(py, t).map(|p| p.map(Bound::into_any))
@@ -216,6 +304,7 @@ impl WebSocketBase {
 
     fn __traverse__(&self, visit: PyVisit<'_>) -> Result<(), PyTraverseError> {
         self.conn.visit(&visit)?;
+        self.get_mask_key.visit(&visit)?;
         self.fire_cont_frame.visit(&visit)?;
         self.sock_opt.visit(&visit)
     }
@@ -223,6 +312,7 @@ impl WebSocketBase {
     fn __clear__(&self) {
         Python::attach(|py| {
             self.conn.set(py.None().into_bound(py));
+            self.get_mask_key.set(py.None().into_bound(py));
             self.fire_cont_frame.set(py.None().into_bound(py));
             self.sock_opt.set(py.None().into_bound(py));
         });

@@ -102,6 +102,18 @@ struct WriteSide {
     raw: frame::Boundary,
 }
 
+/// What `Conn::try_send_frame` did.
+#[derive(Debug)]
+pub enum TrySend {
+    /// The whole frame went out; its length on the wire.
+    Done(usize),
+    /// The frame was taken (its length), part of it waits: call `finish_send`.
+    Rest(usize),
+    /// Nothing was done: use `send_frame`.
+    NotNow,
+    Failed(Error),
+}
+
 pub struct Conn {
     stream: Stream,
     read: Mutex<ReadSide>,
@@ -688,6 +700,88 @@ impl Conn {
         Ok(len)
     }
 
+    /// `send_frame` without waiting for anything, for a caller that would otherwise give up
+    /// the GIL around a write that almost always completes at once (bench/RESULTS.md, rt64):
+    /// the write lock is free, nothing waits to go out before the frame, and the socket
+    /// takes what it can now. `NotNow` when nothing was done (close frames, a busy lock,
+    /// bytes pending, a caller's raw frame half written: `send_frame` handles those);
+    /// `Rest` when the frame was taken but part of it waits in `pending`: `finish_send`
+    /// writes it, waiting as `send_frame` would.
+    pub fn try_send_frame(&self, fin: bool, rsv: u8, opcode: u8, payload: &[u8], mask: Option<[u8; 4]>) -> TrySend {
+        if opcode == OP_CLOSE {
+            return TrySend::NotNow;
+        }
+        let Some(mut guard) = self.write.try_lock() else { return TrySend::NotNow };
+        let w = &mut *guard;
+        if !w.raw.at_boundary() {
+            return TrySend::NotNow;
+        }
+        self.outbox_to_pending(w);
+        if !w.pending.is_empty() {
+            return TrySend::NotNow;
+        }
+        let mask = mask.unwrap_or_else(random_mask);
+        w.scratch.clear();
+        let len = w.sender.encode(fin, rsv, opcode, payload, mask, &mut w.scratch);
+        if trace::enabled() {
+            trace::frame("Sent", &w.scratch, fin, opcode, payload);
+        }
+        // Once sealed (TLS), the record must go out as it is: whatever the socket does not
+        // take now waits in `pending`, as after a write that timed out.
+        let scratch = std::mem::take(&mut w.scratch);
+        let outcome = match self.stream.seal(&scratch) {
+            Err(e) => TrySend::Failed(e.into()),
+            Ok(wire) => match self.stream.try_send_wire(&wire) {
+                Ok(n) if n == wire.len() => TrySend::Done(len),
+                Ok(n) => {
+                    w.pending.extend_from_slice(&wire[n..]);
+                    TrySend::Rest(len)
+                }
+                Err(e) => {
+                    w.pending.extend_from_slice(&wire);
+                    self.watch_pending();
+                    TrySend::Failed(e.into())
+                }
+            },
+        };
+        if scratch.capacity() <= KEEP_CAPACITY {
+            w.scratch = scratch;
+        }
+        drop(guard);
+        if self.outbox_flag.load(Ordering::SeqCst) {
+            self.flush_outbox();
+        }
+        outcome
+    }
+
+    /// Bytes wait in `pending` after a write that did not finish: the reactor sends them
+    /// once the socket takes them.
+    fn watch_pending(&self) {
+        self.want_write.store(true, Ordering::Release);
+        if let Some(mut st) = self.read.try_lock() {
+            if !st.reading && !st.stopped() {
+                self.arm_now(&mut st);
+            }
+        }
+    }
+
+    /// Writes what `try_send_frame` left pending, waiting up to `timeout`.
+    pub fn finish_send(&self, timeout: Option<Duration>, interrupt: Interrupt<'_>) -> Result<(), Error> {
+        let mut guard = self.write.lock();
+        let w = &mut *guard;
+        let mut sent = 0;
+        let res = self.stream.send_wire_counted(&w.pending, &mut sent, timeout, interrupt);
+        w.pending.drain(..sent);
+        if res.is_err() && !w.pending.is_empty() {
+            self.watch_pending();
+        }
+        drop(guard);
+        if self.outbox_flag.load(Ordering::SeqCst) {
+            self.flush_outbox();
+        }
+        Ok(res?)
+    }
+
     /// Writes what `w.scratch` holds (or `plain`), after any bytes still pending, under the
     /// write lock; the scratch buffer is released when it grew large.
     ///
@@ -715,12 +809,7 @@ impl Conn {
             w.pending.extend_from_slice(&wire);
         }
         if res.is_err() && !w.pending.is_empty() {
-            self.want_write.store(true, Ordering::Release);
-            if let Some(mut st) = self.read.try_lock() {
-                if !st.reading && !st.stopped() {
-                    self.arm_now(&mut st);
-                }
-            }
+            self.watch_pending();
         }
         if w.pending.capacity() > KEEP_CAPACITY && w.pending.is_empty() {
             w.pending = Vec::new();

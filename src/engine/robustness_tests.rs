@@ -182,3 +182,47 @@ fn connect_close_loop() {
     }
     server.join().unwrap();
 }
+
+#[test]
+fn a_send_tried_without_waiting_keeps_frames_whole_and_in_order() {
+    use super::conn::TrySend;
+    let (conn, mut peer) = pair();
+    // Large frames until the socket buffers are full: the last try leaves a rest pending
+    // (or finds the lock or pending bytes and does nothing), which finish_send writes
+    // before any later frame.
+    let big = vec![b'x'; 256 * 1024];
+    let mut sent = Vec::new();
+    let mut rest = false;
+    for i in 0..64u8 {
+        let mut payload = big.clone();
+        payload[0] = i;
+        match conn.try_send_frame(true, 0, OP_TEXT, &payload, None) {
+            TrySend::Done(_) => sent.push(i),
+            TrySend::Rest(_) => {
+                sent.push(i);
+                rest = true;
+                break;
+            }
+            TrySend::NotNow => unreachable!("nothing else holds the write side"),
+            TrySend::Failed(e) => panic!("{e:?}"),
+        }
+    }
+    assert!(rest, "the socket never filled up");
+    // A try now finds bytes pending and does nothing.
+    assert!(matches!(conn.try_send_frame(true, 0, OP_TEXT, b"later", None), TrySend::NotNow));
+    let reader = std::thread::spawn(move || {
+        let mut got = Vec::new();
+        while let Some((op, body)) = read_client_frame(&mut peer) {
+            got.push((op, body[0], body.len()));
+            if body == b"later" {
+                break;
+            }
+        }
+        got
+    });
+    conn.finish_send(Some(Duration::from_secs(10)), NO_INTERRUPT).unwrap();
+    conn.send_frame(true, 0, OP_TEXT, b"later", None, Some(Duration::from_secs(10)), NO_INTERRUPT).unwrap();
+    let got = reader.join().unwrap();
+    let expected: Vec<_> = sent.iter().map(|&i| (OP_TEXT, i, big.len())).chain([(OP_TEXT, b'l', 5)]).collect();
+    assert_eq!(got, expected);
+}

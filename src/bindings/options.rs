@@ -92,7 +92,8 @@ static PROXY_SET: KeySet = KeySet::new(&[PROXY_KEYS]);
 pub fn check_keys(d: &Bound<'_, PyDict>, what: &str, known: &KeySet) -> PyResult<()> {
     let set = known.set(d.py())?;
     let mut all_known = true;
-    for k in d.keys() {
+    // Iterated in place (`keys()` would build a list of them first).
+    for (k, _) in d.iter() {
         if !k.is_instance_of::<PyString>() || !set.contains(&k)? {
             all_known = false;
             break;

@@ -132,18 +132,16 @@ fn via_proxy(spec: &ConnectSpec, proxy: &ProxySpec, interrupt: Interrupt<'_>) ->
 }
 
 fn read_more(stream: &Stream, buf: &mut Vec<u8>, deadline: Deadline, interrupt: Interrupt<'_>) -> Result<bool, Error> {
-    let mut chunk = [0u8; 4096];
     loop {
         // Checked before every read, not only when a read times out: a server trickling
         // one byte per read would otherwise hold the handshake past its deadline.
         if deadline.expired() {
             return Err(Error::timeout());
         }
-        match stream.read(&mut chunk, Wait::Slice)? {
-            ReadOutcome::Data(n) => {
-                buf.extend_from_slice(&chunk[..n]);
-                return Ok(true);
-            }
+        // Straight into `buf`'s spare room: a zeroed 4 KiB chunk per read was 4% of a
+        // connection's user-space instructions.
+        match stream.read_into(buf, 4096, Wait::Slice)? {
+            ReadOutcome::Data(_) => return Ok(true),
             ReadOutcome::Eof => return Ok(false),
             ReadOutcome::WouldBlock => {
                 if interrupt() {
@@ -158,7 +156,7 @@ fn read_more(stream: &Stream, buf: &mut Vec<u8>, deadline: Deadline, interrupt: 
 }
 
 fn read_head(stream: &Stream, deadline: Deadline, interrupt: Interrupt<'_>) -> Result<(Response, Vec<u8>), Error> {
-    let mut buf = Vec::with_capacity(1024);
+    let mut buf = Vec::with_capacity(4096);
     loop {
         if !buf.is_empty() {
             match handshake::parse_response(&buf) {

@@ -10,8 +10,13 @@ use crate::protocol::codec::Failure;
 use crate::transport::tls::TlsError;
 use crate::transport::NetError;
 
-fn ws_exc(py: Python<'_>, name: &str, msg: String) -> PyErr {
-    match py.import("websocket._exceptions").and_then(|m| m.getattr(name)) {
+/// A class of `websocket._exceptions`.
+pub(super) fn ws_exc_class<'py>(py: Python<'py>, name: &str) -> PyResult<Bound<'py, PyAny>> {
+    py.import("websocket._exceptions")?.getattr(name)
+}
+
+pub(super) fn ws_exc(py: Python<'_>, name: &str, msg: String) -> PyErr {
+    match ws_exc_class(py, name) {
         Ok(cls) => match cls.call1((msg.clone(),)) {
             Ok(inst) => PyErr::from_value(inst),
             Err(e) => e,

@@ -19,7 +19,17 @@ use pyo3::types::{PyBool, PyBytes, PyDict, PyString, PyTuple};
 use pyo3::{ffi, intern, PyTraverseError};
 
 use super::connection::Connection;
+use super::errors::{ws_exc, ws_exc_class};
 use super::options::secs;
+
+/// A `timeout` as Python gave it (None: wait forever) as the engine's.
+fn duration(timeout: &Bound<'_, PyAny>) -> PyResult<Option<std::time::Duration>> {
+    if timeout.is_none() {
+        Ok(None)
+    } else {
+        secs(Some(timeout.extract()?))
+    }
+}
 
 /// A Python object held by a frozen pyclass, replaced by its setter. Both classes here
 /// are frozen because PyO3's borrow flag of a mutable pyclass is an atomic
@@ -248,13 +258,11 @@ impl WebSocketBase {
         }
         let conn = this.conn.get(py);
         if conn.is_none() {
-            let closed = py.import(intern!(py, "websocket._exceptions"))?.getattr(intern!(py, "WebSocketConnectionClosedException"))?;
-            return Err(PyErr::from_value(closed.call1(("socket is already closed.",))?));
+            return Err(ws_exc(py, "WebSocketConnectionClosedException", "socket is already closed.".into()));
         }
         let timeout = this.timeout(py)?;
         if let Ok(native) = conn.cast::<Connection>() {
-            let t = if timeout.is_none() { None } else { secs(Some(timeout.extract()?))? };
-            let n = native.get().send_payload(py, payload, op, true, 0, None, t)?;
+            let n = native.get().send_payload(py, payload, op, true, 0, None, duration(&timeout)?)?;
             return Ok(n.into_pyobject(py)?.into_any());
         }
         conn.call_method1(intern!(py, "send"), (payload, op, true, 0, py.None(), timeout))
@@ -276,8 +284,7 @@ impl WebSocketBase {
         }
         let timeout = this.timeout(py)?;
         let got = if let Ok(native) = conn.cast::<Connection>() {
-            let t = if timeout.is_none() { None } else { secs(Some(timeout.extract()?))? };
-            native.get().next_payload(py, t).map(|p| p.map(Bound::into_any))
+            native.get().next_payload(py, duration(&timeout)?).map(|p| p.map(Bound::into_any))
         } else if timeout.is_none() {
             conn.call_method0(intern!(py, "recv_next")).map(|p| (!p.is_none()).then_some(p))
         } else {
@@ -293,8 +300,7 @@ impl WebSocketBase {
                 Ok(PyString::new(py, "").into_any())
             }
             Err(e) => {
-                let closed = py.import(intern!(py, "websocket._exceptions"))?.getattr(intern!(py, "WebSocketConnectionClosedException"))?;
-                if e.is_instance(py, &closed) {
+                if e.is_instance(py, &ws_exc_class(py, "WebSocketConnectionClosedException")?) {
                     slf.call_method0(intern!(py, "shutdown"))?;
                 }
                 Err(e)

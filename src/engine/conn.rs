@@ -686,18 +686,29 @@ impl Conn {
             return Err(Error::Value("a frame written through ws.sock.send() is incomplete: send the rest of it first".into()));
         }
         self.outbox_to_pending(w);
+        let len = Self::encode_frame(w, fin, rsv, opcode, payload, mask);
+        let res = self.write_locked(w, None, timeout, interrupt);
+        drop(guard);
+        self.flush_outbox_if_queued();
+        res?;
+        Ok(len)
+    }
+
+    /// One frame into `w.scratch` (traced when tracing is on); its length on the wire.
+    fn encode_frame(w: &mut WriteSide, fin: bool, rsv: u8, opcode: u8, payload: &[u8], mask: [u8; 4]) -> usize {
         w.scratch.clear();
         let len = w.sender.encode(fin, rsv, opcode, payload, mask, &mut w.scratch);
         if trace::enabled() {
             trace::frame("Sent", &w.scratch, fin, opcode, payload);
         }
-        let res = self.write_locked(w, None, timeout, interrupt);
-        drop(guard);
+        len
+    }
+
+    /// Control replies queued while a writer held the write side go out now.
+    fn flush_outbox_if_queued(&self) {
         if self.outbox_flag.load(Ordering::SeqCst) {
             self.flush_outbox();
         }
-        res?;
-        Ok(len)
     }
 
     /// `send_frame` without waiting for anything, for a caller that would otherwise give up
@@ -720,12 +731,7 @@ impl Conn {
         if !w.pending.is_empty() {
             return TrySend::NotNow;
         }
-        let mask = mask.unwrap_or_else(random_mask);
-        w.scratch.clear();
-        let len = w.sender.encode(fin, rsv, opcode, payload, mask, &mut w.scratch);
-        if trace::enabled() {
-            trace::frame("Sent", &w.scratch, fin, opcode, payload);
-        }
+        let len = Self::encode_frame(w, fin, rsv, opcode, payload, mask.unwrap_or_else(random_mask));
         // Once sealed (TLS), the record must go out as it is: whatever the socket does not
         // take now waits in `pending`, as after a write that timed out.
         let scratch = std::mem::take(&mut w.scratch);
@@ -748,9 +754,7 @@ impl Conn {
             w.scratch = scratch;
         }
         drop(guard);
-        if self.outbox_flag.load(Ordering::SeqCst) {
-            self.flush_outbox();
-        }
+        self.flush_outbox_if_queued();
         outcome
     }
 
@@ -776,9 +780,7 @@ impl Conn {
             self.watch_pending();
         }
         drop(guard);
-        if self.outbox_flag.load(Ordering::SeqCst) {
-            self.flush_outbox();
-        }
+        self.flush_outbox_if_queued();
         Ok(res?)
     }
 
@@ -830,9 +832,7 @@ impl Conn {
         w.raw.feed(data);
         let res = self.write_locked(&mut w, Some(data), timeout, interrupt);
         drop(w);
-        if self.outbox_flag.load(Ordering::SeqCst) {
-            self.flush_outbox();
-        }
+        self.flush_outbox_if_queued();
         res
     }
 
@@ -880,9 +880,7 @@ impl Conn {
         self.outbox_to_pending(&mut w);
         let res = self.write_locked(&mut w, Some(frame), timeout, interrupt);
         drop(w);
-        if self.outbox_flag.load(Ordering::SeqCst) {
-            self.flush_outbox();
-        }
+        self.flush_outbox_if_queued();
         res
     }
 
